@@ -1,0 +1,28 @@
+//! postdesk: support mailboxes in, tickets out.
+//!
+//! Data flows one way. A **source** (Maildir, mbox, `.eml`, stdin, IMAP)
+//! yields [`mail::RawMail`]; the pure stages turn it into an
+//! [`mail::AnalyzedMail`]:
+//!
+//! ```text
+//! source → parse → classify → extract → detect ──┐
+//!                                                 ▼
+//!        store (one transaction: thread → plan → write ticket, message,
+//!               events, outbox rows, checkpoint) → notify (outbox → SMTP/file)
+//! ```
+//!
+//! `thread` and `plan` are pure too; they run inside the store's write
+//! transaction on what it just read, so decisions that depend on stored
+//! state (duplicates, threading, rate limits) never race. I/O lives only in
+//! `source`, `store` and `notify`.
+
+pub mod classify;
+pub mod config;
+pub mod detect;
+pub mod extract;
+pub mod mail;
+pub mod notify;
+pub mod parse;
+pub mod secret;
+pub mod sla;
+pub mod token;

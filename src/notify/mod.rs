@@ -1,0 +1,3 @@
+//! The outbox edge: rendering queued mail and handing it to a transport.
+
+pub mod template;

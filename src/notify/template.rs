@@ -1,0 +1,1 @@
+//! Localized templates for acknowledgements, warnings and escalations.

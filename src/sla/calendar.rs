@@ -1,0 +1,1 @@
+//! Business time: weekly hours, holidays and time zones; `due_at` is pure.

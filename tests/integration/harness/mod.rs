@@ -1,0 +1,1 @@
+//! Real Dovecot + Postfix on loopback in a temp directory.

@@ -1,0 +1,4 @@
+//! postdesk's integration tests: one binary (so the mail servers and the
+//! built postdesk are shared), one module per area.
+
+mod harness;
