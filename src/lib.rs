@@ -17,12 +17,23 @@
 //! `source`, `store` and `notify`.
 
 pub mod classify;
+pub mod cli;
+pub mod cmd;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod extract;
+pub mod health;
 pub mod mail;
 pub mod notify;
 pub mod parse;
+pub mod pipeline;
+pub mod plan;
+pub mod route;
 pub mod secret;
 pub mod sla;
+pub mod source;
+pub mod store;
+pub mod telemetry;
+pub mod thread;
 pub mod token;

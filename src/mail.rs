@@ -97,6 +97,10 @@ pub struct RawMail {
     /// lets the pipeline pick one by the recipient addresses.
     pub mailbox: Option<String>,
     pub direction: Direction,
+    /// When the message reached us, if the source knows (IMAP INTERNALDATE,
+    /// a Maildir file's time). The "no acknowledgement for old mail" rule
+    /// trusts it over the Date header, which the sender's clock wrote.
+    pub arrived: Option<jiff::Timestamp>,
     pub bytes: Vec<u8>,
 }
 

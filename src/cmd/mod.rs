@@ -1,0 +1,138 @@
+//! Command glue: each subcommand turns its arguments into library calls
+//! and prints the result. Errors here are `anyhow` chains for people.
+
+mod check;
+mod ingest;
+mod run;
+mod status;
+mod tickets;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+/// How the process ends; the codes are part of the CLI contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    /// Something failed (also: `status` found postdesk degraded).
+    Failure,
+    /// EX_TEMPFAIL (75): the MTA should deliver the message again later.
+    TempFail,
+}
+
+impl Exit {
+    pub fn code(self) -> ExitCode {
+        match self {
+            Exit::Success => ExitCode::SUCCESS,
+            Exit::Failure => ExitCode::from(1),
+            Exit::TempFail => ExitCode::from(75),
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let config_path = Config::locate(cli.config.as_deref());
+    match cli.command {
+        Command::CheckConfig => check::check_config(&config_path),
+        Command::Ingest {
+            json,
+            dry_run,
+            mailbox,
+            outbound,
+            paths,
+        } => {
+            let cfg = load(&config_path, Exit::TempFail)?;
+            crate::telemetry::init_cli(&cfg, cli.log_format.as_deref());
+            ingest::ingest(
+                &cfg,
+                &ingest::IngestArgs {
+                    json,
+                    dry_run,
+                    mailbox,
+                    outbound,
+                    paths,
+                },
+            )
+        }
+        Command::Tickets {
+            status,
+            queue,
+            limit,
+            json,
+        } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            tickets::list(
+                &cfg,
+                &tickets::ListArgs {
+                    status,
+                    queue,
+                    limit,
+                    json,
+                },
+            )
+        }
+        Command::Show {
+            ticket,
+            events,
+            json,
+        } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            tickets::show(&cfg, &ticket, events, json)
+        }
+        Command::Status { json } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            status::status(&cfg, json)
+        }
+        Command::Run { once } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            crate::telemetry::init_daemon(&cfg, cli.log_format.as_deref());
+            run::run(cfg, once)
+        }
+    }
+}
+
+/// Loads the config or explains every problem. `on_error` matters for the
+/// MTA pipe: a broken config is temporary from the MTA's point of view (an
+/// operator will fix it), so the message must be retried, not bounced.
+fn load(path: &std::path::Path, on_error: Exit) -> anyhow::Result<Config> {
+    match Config::load(path) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            eprintln!(
+                "postdesk: the config has errors:\n{e}\n(run `postdesk check-config` after fixing them)"
+            );
+            Err(ExitWith(on_error)).context("invalid config")
+        }
+    }
+}
+
+/// An error that already printed its explanation and wants a specific
+/// exit code.
+#[derive(Debug)]
+pub struct ExitWith(pub Exit);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// The exit code an error asks for (default: failure).
+pub fn exit_of(e: &anyhow::Error) -> Exit {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ExitWith>())
+        .map(|x| x.0)
+        .unwrap_or(Exit::Failure)
+}
+
+/// `2026-11-22 10:04` in UTC, for tables.
+pub(crate) fn short_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M").to_string()
+}

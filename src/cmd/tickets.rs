@@ -1,0 +1,187 @@
+//! `postdesk tickets` and `postdesk show`.
+
+use anyhow::Context;
+
+use super::{Exit, short_time};
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::query::{self, TicketFilter};
+
+pub struct ListArgs {
+    pub status: Option<String>,
+    pub queue: Option<String>,
+    pub limit: usize,
+    pub json: bool,
+}
+
+fn open(cfg: &Config) -> anyhow::Result<Store> {
+    Store::open_readonly(&cfg.store.path)
+        .with_context(|| format!("reading tickets from {}", cfg.store.path.display()))
+}
+
+pub fn list(cfg: &Config, args: &ListArgs) -> anyhow::Result<Exit> {
+    if let Some(s) = &args.status
+        && !["open", "waiting", "closed"].contains(&s.as_str())
+    {
+        anyhow::bail!("unknown status {s:?}; use open, waiting or closed");
+    }
+    if let Some(q) = &args.queue
+        && cfg.queue(q).is_none()
+    {
+        anyhow::bail!(
+            "there is no queue {q:?}; configured: {}",
+            cfg.queues
+                .iter()
+                .map(|q| q.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let store = open(cfg)?;
+    let tickets = query::list_tickets(
+        &store.conn,
+        &TicketFilter {
+            status: args.status.clone(),
+            queue: args.queue.clone(),
+            limit: args.limit,
+        },
+    )?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = tickets
+            .iter()
+            .map(|t| {
+                let mut v = serde_json::to_value(t).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ticket".into(), cfg.ticket_ref(t.id).into());
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Exit::Success);
+    }
+    if tickets.is_empty() {
+        println!("no tickets");
+        return Ok(Exit::Success);
+    }
+    println!(
+        "{:<8} {:<8} {:<12} {:<4} {:<16} {:<32} SUBJECT",
+        "TICKET", "STATUS", "QUEUE", "LANG", "CREATED (UTC)", "REQUESTER"
+    );
+    for t in &tickets {
+        println!(
+            "{:<8} {:<8} {:<12} {:<4} {:<16} {:<32} {}",
+            cfg.ticket_ref(t.id),
+            t.status,
+            t.queue,
+            t.language,
+            short_time(t.created_at),
+            truncate(&t.requester, 32),
+            truncate(&t.subject, 60)
+        );
+    }
+    Ok(Exit::Success)
+}
+
+pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Result<Exit> {
+    let Some(id) = cfg.parse_ticket_ref(ticket) else {
+        anyhow::bail!(
+            "{ticket:?} is not a ticket; write it as {}",
+            cfg.ticket_ref(42)
+        );
+    };
+    let store = open(cfg)?;
+    let Some(d) = query::show_ticket(&store.conn, id)? else {
+        anyhow::bail!("there is no ticket {}", cfg.ticket_ref(id));
+    };
+    if json {
+        let mut v = serde_json::to_value(&d)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("ticket".into(), cfg.ticket_ref(id).into());
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(Exit::Success);
+    }
+    let t = &d.ticket;
+    println!("{}  {}", cfg.ticket_ref(id), t.subject);
+    println!("  status    {}", t.status);
+    println!("  queue     {} (mailbox {})", t.queue, t.mailbox);
+    println!(
+        "  language  {} ({}, confidence {:.2})",
+        t.language, t.language_source, t.language_confidence
+    );
+    println!(
+        "  requester {}{}",
+        t.requester_name
+            .as_deref()
+            .map(|n| format!("{n} <{}>", t.requester))
+            .unwrap_or_else(|| t.requester.clone()),
+        d.reply_to
+            .as_deref()
+            .map(|r| format!(" (replies to {r})"))
+            .unwrap_or_default()
+    );
+    let others: Vec<String> = d
+        .participants
+        .iter()
+        .filter(|p| p.role != "requester")
+        .map(|p| format!("{} ({})", p.address, p.role))
+        .collect();
+    if !others.is_empty() {
+        println!("  also      {}", others.join(", "));
+    }
+    if let Some(l) = t.linked_ticket {
+        println!("  follows   {}", cfg.ticket_ref(l));
+    }
+    println!(
+        "  created   {} UTC, updated {} UTC",
+        short_time(t.created_at),
+        short_time(t.updated_at)
+    );
+    for (i, m) in d.messages.iter().enumerate() {
+        let from = match (&m.from_name, &m.from) {
+            (Some(n), Some(a)) => format!("{n} <{a}>"),
+            (None, Some(a)) => a.clone(),
+            _ => "(unknown sender)".into(),
+        };
+        println!();
+        println!(
+            "── {} · {} · {} · {} · {} · {}",
+            i + 1,
+            short_time(m.date.unwrap_or(m.received_at)),
+            m.direction,
+            m.class,
+            m.language.as_deref().unwrap_or("-"),
+            from
+        );
+        for line in m.extracted_text.lines() {
+            println!("   {line}");
+        }
+        for a in &m.attachments {
+            println!(
+                "   [attachment: {} · {} · {} bytes]",
+                a.name.as_deref().unwrap_or("(unnamed)"),
+                a.content_type,
+                a.size_bytes
+            );
+        }
+    }
+    if events {
+        println!();
+        println!("events:");
+        for e in &d.events {
+            println!("  {} {:<18} {}", short_time(e.at), e.kind, e.detail);
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// At most `n` characters, with an ellipsis when cut.
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}

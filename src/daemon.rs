@@ -1,0 +1,421 @@
+//! `postdesk run`: the long-running tasks and their shutdown.
+//!
+//! One task per mailbox source and one outbox sender, all sharing the
+//! store's writer thread. A root [`CancellationToken`] is threaded through
+//! every loop; loops check it only between messages, never inside a
+//! transaction or a send, so SIGTERM finishes the message in hand, commits
+//! and exits. A [`TaskTracker`] lets shutdown wait for every task, with a
+//! deadline below systemd's stop timeout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, MaildirAction, MaildirConfig, SourceConfig};
+use crate::health::Health;
+use crate::mail::RawMail;
+use crate::notify::template::Templates;
+use crate::notify::{FlushStats, Outbox};
+use crate::pipeline::{self, Analyzer};
+use crate::plan::{Outcome, Policy};
+use crate::source::maildir;
+use crate::store::handle::StoreHandle;
+use crate::store::ingest::{self, IngestItem, IngestReport, SourceEffects, Work};
+
+/// Messages per store transaction for a source pass.
+const BATCH: usize = 64;
+/// Waiting loops wake at least this often to beat their heartbeat.
+pub const HEARTBEAT_STEP: Duration = Duration::from_secs(5);
+
+/// What every task shares. Cheap to clone.
+#[derive(Clone)]
+pub struct Shared {
+    pub store: StoreHandle,
+    pub policy: Arc<Policy>,
+    pub analyzer: Arc<Analyzer>,
+    pub outbox: Outbox,
+    /// Woken when new outbox rows were written, so acks go out at once
+    /// instead of at the next poll.
+    pub outbox_wake: Arc<Notify>,
+    /// Task heartbeats and source state (watchdog, READY, status line).
+    pub health: Health,
+    pub stop: CancellationToken,
+}
+
+/// Counts of one `--once` pass, for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct PassSummary {
+    pub reports: Vec<IngestReport>,
+    pub failed: usize,
+    pub outbox: FlushStats,
+}
+
+impl Shared {
+    /// Opens the store and builds what the tasks need from the config.
+    pub async fn start(cfg: Config) -> anyhow::Result<Shared> {
+        let store = StoreHandle::open(&cfg.store.path).await?;
+        let key_cfg = cfg.clone();
+        let key = store
+            .call(move |c| crate::store::token_key(c, &key_cfg))
+            .await?;
+        let dir = cfg.templates.dir.clone();
+        let templates =
+            tokio::task::spawn_blocking(move || Templates::load(dir.as_deref())).await??;
+        let config = Arc::new(cfg);
+        Ok(Shared {
+            store,
+            analyzer: Arc::new(Analyzer::new(&config)),
+            policy: Arc::new(Policy {
+                config: (*config).clone(),
+                key,
+            }),
+            outbox: Outbox::new(config, Arc::new(templates)),
+            outbox_wake: Arc::new(Notify::new()),
+            health: Health::new(),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    fn config(&self) -> &Config {
+        &self.policy.config
+    }
+
+    /// Analyzes and stores a batch. Returns one result per message.
+    pub async fn ingest(
+        &self,
+        items: Vec<IngestItem>,
+    ) -> Vec<Result<IngestReport, crate::store::StoreError>> {
+        let policy = self.policy.clone();
+        let n = items.len();
+        let results = self
+            .store
+            .call(move |c| {
+                Ok(ingest::ingest_resilient(
+                    c,
+                    &items,
+                    &policy,
+                    Timestamp::now(),
+                    false,
+                ))
+            })
+            .await
+            .unwrap_or_else(|e| {
+                (0..n)
+                    .map(|_| Err(crate::store::StoreError::Corrupt(e.to_string())))
+                    .collect()
+            });
+        if results.iter().any(|r| r.as_ref().is_ok_and(|r| r.ack)) {
+            self.outbox_wake.notify_one();
+        }
+        results
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT, or one pass with `once`.
+pub async fn run(cfg: Config, once: bool) -> anyhow::Result<PassSummary> {
+    let shared = Shared::start(cfg).await?;
+    if once {
+        let mut summary = PassSummary::default();
+        for m in &shared.config().mailboxes {
+            if let Some(SourceConfig::Maildir(md)) = &m.source {
+                maildir_pass(&shared, &m.name, md, &mut summary).await;
+            }
+        }
+        summary.outbox = shared.outbox.flush(&shared.store).await?;
+        return Ok(summary);
+    }
+
+    let tracker = TaskTracker::new();
+    for m in &shared.config().mailboxes {
+        match &m.source {
+            Some(SourceConfig::Maildir(md)) => {
+                shared.health.add_source(&maildir_source(&m.name), &m.name);
+                tracker.spawn(maildir_loop(shared.clone(), m.name.clone(), md.clone()));
+            }
+            Some(SourceConfig::Imap(_)) => {
+                tracing::warn!(mailbox = %m.name, "IMAP sources are not supported by this build yet; skipping.");
+            }
+            None => {}
+        }
+    }
+    tracker.spawn(outbox_loop(shared.clone()));
+    tracker.close();
+    tracing::info!(
+        mailboxes = shared.config().mailboxes.len(),
+        "postdesk is running."
+    );
+
+    wait_for_signal(&shared.stop).await;
+    tracing::info!("Stopping: finishing the work in hand.");
+    shared.stop.cancel();
+    let deadline = shared.config().daemon.shutdown_timeout;
+    if tokio::time::timeout(deadline, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(timeout = %humantime::format_duration(deadline), "Tasks did not stop in time; exiting anyway.");
+    }
+    tracing::info!("Stopped.");
+    Ok(PassSummary::default())
+}
+
+/// Waits for SIGTERM or SIGINT (or for `stop` being cancelled elsewhere).
+async fn wait_for_signal(stop: &CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("Cannot install signal handlers; stop postdesk with SIGKILL.");
+        stop.cancelled().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received."),
+        _ = int.recv() => tracing::info!("SIGINT received."),
+        _ = stop.cancelled() => {}
+    }
+}
+
+#[tracing::instrument(skip_all, fields(mailbox = %mailbox))]
+async fn maildir_loop(shared: Shared, mailbox: String, md: MaildirConfig) {
+    let heartbeat = shared.health.register(maildir_source(&mailbox));
+    loop {
+        heartbeat.beat();
+        let mut summary = PassSummary::default();
+        maildir_pass(&shared, &mailbox, &md, &mut summary).await;
+        // Sleep in short steps so the heartbeat proves the loop still turns.
+        let until = tokio::time::Instant::now() + md.poll_interval;
+        while tokio::time::Instant::now() < until {
+            heartbeat.beat();
+            let step = until
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(HEARTBEAT_STEP);
+            tokio::select! {
+                _ = shared.stop.cancelled() => return,
+                _ = tokio::time::sleep(step) => {}
+            }
+        }
+    }
+}
+
+/// The source name of a Maildir in the `sources` table.
+fn maildir_source(mailbox: &str) -> String {
+    format!("maildir:{mailbox}")
+}
+
+/// One pass over a Maildir: every new message is analyzed, committed, and
+/// only then marked seen.
+pub async fn maildir_pass(
+    shared: &Shared,
+    mailbox: &str,
+    md: &MaildirConfig,
+    summary: &mut PassSummary,
+) {
+    let source = maildir_source(mailbox);
+    let dir = md.path.clone();
+    // With after_ingest = none, files stay in new/ and cur/: the store's
+    // origins table is what makes a second pass skip them.
+    let include_cur = md.after_ingest == MaildirAction::None;
+    let scan_dir = dir.clone();
+    let entries =
+        match tokio::task::spawn_blocking(move || maildir::scan(&scan_dir, include_cur)).await {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => {
+                source_error(shared, &source, &e.to_string()).await;
+                return;
+            }
+            Err(e) => {
+                source_error(shared, &source, &e.to_string()).await;
+                return;
+            }
+        };
+    for chunk in entries.chunks(BATCH) {
+        if shared.stop.is_cancelled() {
+            return;
+        }
+        let chunk = chunk.to_vec();
+        let analyzer = shared.analyzer.clone();
+        let (mailbox_name, dir2) = (mailbox.to_owned(), dir.clone());
+        let work = tokio::task::spawn_blocking(move || {
+            read_and_analyze(&analyzer, &dir2, &chunk, &mailbox_name)
+        })
+        .await;
+        let (entries, items) = match work {
+            Ok(x) => x,
+            Err(e) => {
+                source_error(shared, &source, &format!("analysis task failed: {e}")).await;
+                return;
+            }
+        };
+        let results = shared.ingest(items).await;
+        let mut committed = Vec::new();
+        for (entry, r) in entries.into_iter().zip(results) {
+            match r {
+                Ok(report) => {
+                    log_report(mailbox, &report);
+                    summary.reports.push(report);
+                    committed.push(entry);
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    tracing::error!(file = %entry.path.display(), error = %e, "Message not stored; it stays in the Maildir and is retried.");
+                }
+            }
+        }
+        if md.after_ingest == MaildirAction::Seen {
+            let dir3 = dir.clone();
+            let moved = tokio::task::spawn_blocking(move || {
+                committed
+                    .iter()
+                    .filter_map(|e| maildir::mark_seen(&dir3, e).err())
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap_or_default();
+            for e in moved {
+                tracing::warn!(error = %e, "Cannot mark a committed message as seen; it will be skipped as a duplicate next time.");
+            }
+        }
+    }
+    let s = source.clone();
+    if let Err(e) = shared
+        .store
+        .call(move |c| ingest::mark_source_synced(c, &s, Timestamp::now()))
+        .await
+    {
+        tracing::error!(error = %e, "Cannot record the sync.");
+    }
+}
+
+/// Reads a chunk of Maildir entries and analyzes them (blocking). Files
+/// that vanished are skipped; files over the size limit become quarantine
+/// entries with their headers only.
+fn read_and_analyze(
+    analyzer: &Analyzer,
+    dir: &std::path::Path,
+    chunk: &[maildir::Entry],
+    mailbox: &str,
+) -> (Vec<maildir::Entry>, Vec<IngestItem>) {
+    let mut entries = Vec::new();
+    let mut raws: Vec<RawMail> = Vec::new();
+    let mut read_entries = Vec::new();
+    let mut items = Vec::new();
+    let effects = SourceEffects {
+        remember_origin: true,
+        ..SourceEffects::default()
+    };
+    for e in chunk {
+        if e.size_bytes > analyzer.max_message_size() as u64 {
+            let head = maildir::read_head(e, 64 * 1024).unwrap_or_default();
+            entries.push(e.clone());
+            items.push(IngestItem {
+                work: Work::Quarantine(pipeline::too_large(
+                    e.origin(dir),
+                    Some(mailbox.to_owned()),
+                    &head,
+                    e.size_bytes as usize,
+                    analyzer.max_message_size(),
+                )),
+                effects: effects.clone(),
+            });
+            continue;
+        }
+        match maildir::read(dir, e, Some(mailbox)) {
+            Ok(raw) => {
+                raws.push(raw);
+                read_entries.push(e.clone());
+            }
+            Err(err) => tracing::debug!(error = %err, "Maildir file vanished before it was read."),
+        }
+    }
+    for (e, work) in read_entries.into_iter().zip(analyzer.analyze_batch(raws)) {
+        entries.push(e);
+        items.push(IngestItem {
+            work,
+            effects: effects.clone(),
+        });
+    }
+    (entries, items)
+}
+
+fn log_report(mailbox: &str, r: &IngestReport) {
+    match r.outcome {
+        Outcome::Duplicate => tracing::debug!(mailbox, origin = %r.origin, "Duplicate skipped."),
+        Outcome::Quarantined => {
+            tracing::warn!(mailbox, origin = %r.origin, reason = %r.reason, "Message quarantined.")
+        }
+        _ => tracing::info!(
+            mailbox,
+            origin = %r.origin,
+            message_id = r.message_id.as_deref().unwrap_or(""),
+            ticket = r.ticket,
+            outcome = r.outcome.as_str(),
+            class = r.class.map(|c| c.as_str()).unwrap_or(""),
+            language = r.language.as_deref().unwrap_or(""),
+            ack = r.ack,
+            "Message ingested."
+        ),
+    }
+}
+
+async fn source_error(shared: &Shared, source: &str, error: &str) {
+    tracing::error!(source, error, "Cannot read the source.");
+    shared.health.source_error(source, error, Timestamp::now());
+    let (s, e) = (source.to_owned(), error.to_owned());
+    let _ = shared
+        .store
+        .call(move |c| ingest::mark_source_error(c, &s, &e, Timestamp::now()))
+        .await;
+}
+
+#[tracing::instrument(skip_all)]
+async fn outbox_loop(shared: Shared) {
+    let heartbeat = shared.health.register("outbox");
+    loop {
+        heartbeat.beat();
+        match shared.outbox.flush(&shared.store).await {
+            Ok(stats) if stats != FlushStats::default() => {
+                tracing::debug!(
+                    sent = stats.sent,
+                    retried = stats.retried,
+                    failed = stats.failed,
+                    "Outbox flushed."
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "Outbox flush failed; retrying later."),
+        }
+        let next = shared
+            .store
+            .call(|c| crate::store::outbox::next_due(c))
+            .await
+            .ok()
+            .flatten();
+        let wait = next
+            .map(|t| {
+                Duration::try_from(t.duration_since(Timestamp::now())).unwrap_or(Duration::ZERO)
+            })
+            .unwrap_or(HEARTBEAT_STEP)
+            .min(HEARTBEAT_STEP);
+        tokio::select! {
+            _ = shared.stop.cancelled() => return,
+            _ = shared.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Where the file transport writes, for the summary.
+pub fn outbox_dir(cfg: &Config) -> Option<PathBuf> {
+    match &cfg.outbox.transport {
+        crate::config::TransportConfig::File { dir } => Some(dir.clone()),
+        _ => None,
+    }
+}

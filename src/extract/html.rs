@@ -1,0 +1,155 @@
+//! Quote removal on the HTML part, where clients mark quotes explicitly.
+//!
+//! Gmail, Apple Mail, Thunderbird, Outlook, Yahoo and others wrap the
+//! quoted message in an element with a known class or id. We parse the
+//! HTML with html2text's html5ever DOM, remove those elements (or, for
+//! Outlook's reply header, everything from it to the end), and render
+//! what is left with html2text. The text rules then run on the result for
+//! signatures and left-over attribution lines.
+
+use html2text::{Element, Handle};
+
+/// html2text wraps at this width. Wide enough that paragraphs stay single
+/// lines (attribution lines are recognised on whole lines) and a hostile
+/// document cannot make rendering quadratic in a tiny width.
+const RENDER_WIDTH: usize = 1_000;
+
+/// What a DOM element means for quote removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// Not a quote marker; look inside.
+    None,
+    /// The element is the quote (a blockquote, `div.gmail_quote`): drop it
+    /// and keep what follows, so interleaved answers survive.
+    Quote,
+    /// The element starts the previous message (Outlook's reply header):
+    /// drop it and everything after it in document order.
+    CutRest,
+}
+
+/// The HTML with quote elements removed, rendered to text; `None` when the
+/// HTML has no quote marker (then the caller uses the text rules alone) or
+/// cannot be parsed.
+pub(crate) fn strip_quotes(html: &str) -> Option<String> {
+    let config = html2text::config::plain_no_decorate();
+    let dom = config.parse_html(html.as_bytes()).ok()?;
+    if !prune(&dom.document) {
+        return None;
+    }
+    // An empty tree is an error in html2text; for us it is empty text.
+    let text = config
+        .dom_to_render_tree(&dom)
+        .and_then(|tree| config.render_to_string(tree, RENDER_WIDTH))
+        .unwrap_or_default();
+    Some(text)
+}
+
+/// Renders the whole HTML to text (for a message whose text part is
+/// empty).
+pub(crate) fn to_text(html: &str) -> String {
+    let config = html2text::config::plain_no_decorate();
+    config
+        .string_from_read(html.as_bytes(), RENDER_WIDTH)
+        .unwrap_or_default()
+}
+
+/// Removes quote elements below `root`; true when something was removed.
+/// Iterative (an explicit stack of `(node, next child)`), because hostile
+/// HTML can nest deeper than the thread's stack.
+fn prune(root: &Handle) -> bool {
+    let mut removed = false;
+    let mut stack: Vec<(Handle, usize)> = vec![(root.clone(), 0)];
+    while let Some((node, idx)) = stack.last().map(|(n, i)| (n.clone(), *i)) {
+        let child = node.children.borrow().get(idx).cloned();
+        let Some(child) = child else {
+            stack.pop();
+            continue;
+        };
+        match marker(&child) {
+            Marker::Quote => {
+                let mut children = node.children.borrow_mut();
+                if idx < children.len() {
+                    children.remove(idx);
+                }
+                removed = true;
+            }
+            Marker::CutRest => {
+                node.children.borrow_mut().truncate(idx);
+                // Ancestors keep the path down to here (their stored index
+                // is already one past it) and lose everything after.
+                for (ancestor, next) in stack.iter().rev().skip(1) {
+                    ancestor.children.borrow_mut().truncate(*next);
+                }
+                return true;
+            }
+            Marker::None => {
+                if let Some(top) = stack.last_mut() {
+                    top.1 += 1;
+                }
+                stack.push((child, 0));
+            }
+        }
+    }
+    removed
+}
+
+/// Classifies one node by its tag, class, id and style.
+fn marker(node: &Handle) -> Marker {
+    let Element { name, attrs, .. } = &node.data else {
+        return Marker::None;
+    };
+    let tag: &str = &name.local;
+    let attrs = attrs.borrow();
+    let attr = |key: &str| -> String {
+        attrs
+            .iter()
+            .find(|a| &*a.name.local == key)
+            .map(|a| a.value.to_lowercase())
+            .unwrap_or_default()
+    };
+    let class = attr("class");
+    let id = attr("id");
+
+    // Outlook (desktop, web, mobile), Hotmail and Outlook for Mac start
+    // the quoted message with a header element; the quote is its
+    // following siblings, not its children.
+    if id.contains("divrplyfwdmsg")
+        || id.contains("appendonsend")
+        || id.contains("olk_src_body_section")
+        || id.contains("stopspelling")
+        || class.contains("outlookmessageheader")
+        || class.contains("stopspelling")
+    {
+        return Marker::CutRest;
+    }
+    // Outlook desktop: <div style="border:none;border-top:solid #E1E1E1
+    // 1.0pt;padding:3.0pt 0in 0in 0in"> around "From: … Sent: …".
+    if tag == "div" {
+        let style = attr("style").replace(' ', "");
+        if style.contains("border-top:solid") && style.contains("padding:3.0pt0") {
+            return Marker::CutRest;
+        }
+    }
+
+    if tag == "blockquote" {
+        return Marker::Quote;
+    }
+    let quote_class = [
+        "gmail_quote",
+        "gmail_attr",
+        "yahoo_quoted",
+        "moz-cite-prefix",
+        "protonmail_quote",
+        "zmail_extra",
+        "ms-outlook-mobile-reference-message",
+    ];
+    if quote_class.iter().any(|c| class.contains(c))
+        || id.starts_with("yahoo_quoted")
+        || id.contains("mail-editor-reference-message-container")
+        || id == "isforwardcontent"
+        || attr("data-marker") == "__quoted_text__"
+    {
+        return Marker::Quote;
+    }
+    Marker::None
+}

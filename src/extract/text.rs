@@ -1,0 +1,550 @@
+//! Quote and signature removal on plain text, line by line.
+//!
+//! One pass classifies lines and finds the first quote separator; a
+//! second pass over the kept lines finds the signature. Each line is
+//! looked at a bounded number of times (attribution windows span at most
+//! three lines), so the cost is linear in the text length.
+
+use super::patterns::{
+    ATTRIBUTION_DATE_FIRST, ATTRIBUTION_GENERIC, ATTRIBUTION_STRONG, ATTRIBUTION_WEAK,
+    DEVICE_WORDS, FORWARD_MARKER, HEADER_FROM, HEADER_OTHER, MAX_WINDOW_CHARS,
+    MAX_WINDOW_LINES, MOBILE_SIGNATURE, ORIGINAL_MESSAGE, looks_like_attribution_evidence,
+};
+
+/// How deep forwarded messages are unpacked: a forward of a forward is
+/// still the request, but hostile nesting must not recurse without end.
+const MAX_FORWARD_DEPTH: u8 = 2;
+
+/// A header block needs this many header lines after "From:" within the
+/// next [`HEADER_BLOCK_SPAN`] lines; two rule out a customer's own
+/// "From: …" sentence.
+const HEADER_BLOCK_MIN_OTHERS: usize = 2;
+const HEADER_BLOCK_SPAN: usize = 7;
+
+/// Characters above an attribution that make a reply top-posted.
+const TOP_POST_MIN_CHARS: usize = 20;
+
+/// What the text rules made of one body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TextParts {
+    /// The customer's words, signature and quotes removed, trimmed.
+    pub reply: String,
+    /// The signature block cut from the end of the reply, if any.
+    pub signature: Option<String>,
+    /// The quoted lines and everything after the quote separator.
+    pub quoted: String,
+    /// True when the body was a forward with nothing written above it,
+    /// so `reply` is the forwarded message.
+    pub forwarded: bool,
+}
+
+/// A quote separator found at some line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Separator {
+    /// "On … wrote:" spanning this many lines.
+    Attribution { lines: usize },
+    /// An Outlook header block or "-----Original Message-----": the rest
+    /// of the body is the previous message.
+    Block,
+    /// A forwarded-message marker spanning this many lines.
+    Forward { lines: usize },
+}
+
+/// Splits `text` into reply, signature and quote. `forward_subject` says
+/// the subject marks a forward (so an Outlook header block is a forward
+/// header, not a reply's quote).
+pub(crate) fn split(text: &str, forward_subject: bool) -> TextParts {
+    split_at_depth(text, forward_subject, 0)
+}
+
+fn split_at_depth(text: &str, forward_subject: bool, depth: u8) -> TextParts {
+    let normalized = normalize_newlines(text);
+    let lines: Vec<&str> = normalized.split('\n').collect();
+    let mut keep = vec![true; lines.len()];
+    let mut quoted: Vec<&str> = Vec::new();
+    let mut cut: Option<usize> = None;
+    // What the customer wrote above line `counted`, kept incrementally so
+    // the top-post check stays linear however many attributions follow.
+    let mut top = TopCount::default();
+
+    let mut i = 0;
+    while let Some(&line) = lines.get(i) {
+        if is_blank(line) {
+            i += 1;
+            continue;
+        }
+        if is_quoted(line) {
+            // Apple Mail quotes a forward: "> Begin forwarded message:".
+            if FORWARD_MARKER.is_match(line)
+                && !has_content(&lines, &keep, 0, i)
+                && depth < MAX_FORWARD_DEPTH
+            {
+                return unpack_forward(&lines, i + 1, depth);
+            }
+            set(&mut keep, i, false);
+            quoted.push(line);
+            i += 1;
+            continue;
+        }
+        if let Some(run_end) = wrapped_quote_run(&lines, i) {
+            // Lines a client wrapped out of a `>` quote: still the quote.
+            for k in i..run_end {
+                set(&mut keep, k, false);
+                if let Some(l) = lines.get(k) {
+                    quoted.push(l);
+                }
+            }
+            i = run_end;
+            continue;
+        }
+        match separator_at(&lines, i, forward_subject) {
+            None => i += 1,
+            Some(Separator::Forward { lines: n }) => {
+                if !has_content(&lines, &keep, 0, i) && depth < MAX_FORWARD_DEPTH {
+                    return unpack_forward(&lines, i + n, depth);
+                }
+                cut = Some(extend_back(&lines, i));
+                break;
+            }
+            Some(Separator::Block) => {
+                cut = Some(extend_back(&lines, i));
+                break;
+            }
+            Some(Separator::Attribution { lines: n }) => {
+                let next = next_nonblank(&lines, i + n);
+                let unprefixed = next
+                    .and_then(|j| lines.get(j))
+                    .is_some_and(|l| !is_quoted(l));
+                if unprefixed && top.advance(&lines, &keep, i) >= TOP_POST_MIN_CHARS {
+                    // A reply above an unprefixed quote (Outlook-style
+                    // clients): everything from here on is the history.
+                    cut = Some(extend_back(&lines, i));
+                    break;
+                }
+                // Above `>` lines, at the end, or with nothing written
+                // above: drop the attribution and go on; `>` lines are
+                // dropped, answers between them kept.
+                for k in i..i + n {
+                    set(&mut keep, k, false);
+                    if let Some(l) = lines.get(k) {
+                        quoted.push(l);
+                    }
+                }
+                i += n;
+            }
+        }
+    }
+
+    let end = cut.unwrap_or(lines.len());
+    if let Some(rest) = lines.get(end..) {
+        quoted.extend(rest.iter().copied());
+    }
+    let kept: Vec<&str> = lines
+        .get(..end)
+        .unwrap_or_default()
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(l, _)| *l)
+        .collect();
+    let (body, signature) = split_signature(&kept);
+    TextParts {
+        reply: join_trimmed(body),
+        signature: signature
+            .map(|s| s.join("\n").trim().to_owned())
+            .filter(|s| !s.is_empty()),
+        quoted: quoted.join("\n"),
+        forwarded: false,
+    }
+}
+
+/// Unquoted lines sandwiched between `>` lines with no blank line on
+/// either side are a long quoted line the sender's client wrapped
+/// without repeating the `>`. Returns the end of the run.
+fn wrapped_quote_run(lines: &[&str], i: usize) -> Option<usize> {
+    let prev = lines.get(i.checked_sub(1)?)?;
+    if !is_quoted(prev) || is_blank(strip_one_quote_level(prev)) {
+        return None;
+    }
+    let mut j = i;
+    while let Some(l) = lines.get(j) {
+        if is_blank(l) {
+            return None;
+        }
+        if is_quoted(l) {
+            return Some(j);
+        }
+        j += 1;
+    }
+    None
+}
+
+/// Characters the customer wrote above some line, counted once per line.
+/// A reply is top-posted above an unprefixed quote when this reaches
+/// [`TOP_POST_MIN_CHARS`] (a lone "Hi," starts a bottom-posted reply).
+#[derive(Debug, Default)]
+struct TopCount {
+    counted: usize,
+    chars: usize,
+}
+
+impl TopCount {
+    /// Counts kept lines up to (not including) `i`; lines above the scan
+    /// position never change their `keep` flag again.
+    fn advance(&mut self, lines: &[&str], keep: &[bool], i: usize) -> usize {
+        for (l, k) in lines.iter().zip(keep).take(i).skip(self.counted) {
+            if *k && !is_blank(l) && !is_mobile_signature(l) {
+                self.chars += l.trim().chars().count();
+            }
+        }
+        self.counted = self.counted.max(i);
+        self.chars
+    }
+}
+
+/// The forwarded message after a marker at `start`: its header block is
+/// skipped, one level of `>` removed (Apple Mail quotes forwards), and the
+/// result split again, so the old thread inside it is dropped too.
+fn unpack_forward(lines: &[&str], start: usize, depth: u8) -> TextParts {
+    let rest = lines.get(start..).unwrap_or_default();
+    let unquoted: Vec<&str> = rest.iter().map(|l| strip_one_quote_level(l)).collect();
+    // The header block runs to the first blank line after a header
+    // line; continuation lines of a long subject belong to it.
+    let mut body_start = 0;
+    let mut in_headers = false;
+    for (k, l) in unquoted.iter().enumerate() {
+        if is_blank(l) {
+            body_start = k + 1;
+            if in_headers {
+                break;
+            }
+        } else if HEADER_OTHER.is_match(l) || in_headers {
+            in_headers = true;
+            body_start = k + 1;
+        } else {
+            break;
+        }
+    }
+    let body = unquoted.get(body_start..).unwrap_or_default().join("\n");
+    let mut parts = split_at_depth(&body, false, depth + 1);
+    parts.forwarded = true;
+    parts
+}
+
+/// Which separator, if any, starts at line `i` (a non-blank, unquoted line).
+fn separator_at(lines: &[&str], i: usize, forward_subject: bool) -> Option<Separator> {
+    let line = lines.get(i)?.trim();
+    if FORWARD_MARKER.is_match(line) {
+        return Some(Separator::Forward { lines: 1 });
+    }
+    if ORIGINAL_MESSAGE.is_match(line) {
+        return Some(Separator::Block);
+    }
+    if is_header_block(lines, i) {
+        return Some(if forward_subject {
+            Separator::Forward { lines: 0 }
+        } else {
+            Separator::Block
+        });
+    }
+    if (is_rule(line) || is_dash_phrase(line))
+        && next_nonblank(lines, i + 1).is_some_and(|j| is_header_block(lines, j))
+    {
+        return Some(Separator::Block);
+    }
+    attribution_at(lines, i)
+}
+
+/// "On … wrote:" starting at line `i`, possibly wrapped over up to three
+/// lines. Only windows whose last line ends like an attribution are
+/// matched, which keeps the regex work to a few short lines.
+fn attribution_at(lines: &[&str], i: usize) -> Option<Separator> {
+    attribution_len(lines, i).map(|lines| Separator::Attribution { lines })
+}
+
+/// The number of lines of the attribution window starting at `i`.
+///
+/// A wrapped window's first line must not end a sentence, and unless the
+/// window starts with a known word ("On", "Am", "Le", a date) it must hold
+/// a date, an address or a quoted name: "Hello" above "Ana <a@b.c>
+/// wrote:" is the customer's, not part of the attribution.
+fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
+    let first = lines.get(i)?.trim_end();
+    let first_can_wrap = !ends_sentence(first);
+    let first_has_evidence = first.contains(|c: char| c.is_ascii_digit() || "@<\"".contains(c));
+    let mut window = String::new();
+    for n in 1..=MAX_WINDOW_LINES {
+        let line = lines.get(i + n - 1)?;
+        // A wrapped "<address\n>:" puts the end on a line of its own that
+        // looks quoted.
+        let continuation = n > 1 && is_bracket_colon(line);
+        if is_blank(line) || (is_quoted(line) && !continuation) {
+            return None;
+        }
+        if !window.is_empty() && !continuation {
+            window.push(' ');
+        }
+        window.push_str(line.trim());
+        if window.chars().count() > MAX_WINDOW_CHARS {
+            return None;
+        }
+        let candidate = strip_decoration(&window);
+        if !ends_like_attribution(candidate) {
+            continue;
+        }
+        if n > 1 && !first_can_wrap {
+            return None;
+        }
+        if ATTRIBUTION_STRONG.is_match(candidate) || ATTRIBUTION_DATE_FIRST.is_match(candidate) {
+            return Some(n);
+        }
+        if (n == 1 || first_has_evidence)
+            && (ATTRIBUTION_WEAK.is_match(candidate)
+                || (ATTRIBUTION_GENERIC.is_match(candidate)
+                    && looks_like_attribution_evidence(candidate)))
+        {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// A line that ends a sentence ("…then.", "Thanks!") rather than an
+/// abbreviation or a date ("28.", "Apr.", "janv.") an attribution wraps at.
+fn ends_sentence(line: &str) -> bool {
+    if line.ends_with(['!', '?', '…']) || line.ends_with("..") {
+        return true;
+    }
+    let Some(rest) = line.strip_suffix('.') else {
+        return false;
+    };
+    let word: Vec<char> = rest
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphabetic())
+        .collect();
+    word.len() >= 4 && word.iter().all(|c| c.is_lowercase())
+}
+
+/// ">:" alone on a line: the end of an address wrapped by the client.
+fn is_bracket_colon(line: &str) -> bool {
+    matches!(line.trim(), ">:" | "> :" | ">：")
+}
+
+/// Zoho writes "---- On … wrote ----"; HTML conversions add `*bold*`.
+fn strip_decoration(s: &str) -> &str {
+    s.trim_matches(|c: char| c == '-' || c == '*' || c == '_' || c.is_whitespace())
+}
+
+/// Cheap filter before the regexes: every attribution ends with a colon
+/// or the English verb (Zoho and some mobile clients drop the colon).
+fn ends_like_attribution(s: &str) -> bool {
+    s.ends_with(':') || s.ends_with('：') || s.ends_with('>') || s.to_lowercase().ends_with("wrote")
+}
+
+/// "From: …" followed closely by at least two more header lines.
+fn is_header_block(lines: &[&str], i: usize) -> bool {
+    let Some(first) = lines.get(i) else {
+        return false;
+    };
+    if !HEADER_FROM.is_match(first) {
+        return false;
+    }
+    let mut others = 0;
+    let mut blanks = 0;
+    for l in lines.iter().skip(i + 1).take(HEADER_BLOCK_SPAN) {
+        if is_blank(l) {
+            blanks += 1;
+            if blanks > 1 {
+                break;
+            }
+            continue;
+        }
+        if HEADER_OTHER.is_match(l) {
+            others += 1;
+            if others >= HEADER_BLOCK_MIN_OTHERS {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Moves a cut up over the blank lines and rules ("______", "-----")
+/// that introduce a quoted header block, so they do not end the reply.
+fn extend_back(lines: &[&str], mut i: usize) -> usize {
+    while i > 0 {
+        match lines.get(i - 1) {
+            Some(l) if is_blank(l) || is_rule(l.trim()) || HEADER_OTHER.is_match(l) => i -= 1,
+            _ => break,
+        }
+    }
+    i
+}
+
+/// Splits the kept lines into body and signature: the signature starts at
+/// an RFC 3676 "-- " delimiter or a mobile-client line ("Sent from my
+/// iPhone"). Closing formulas ("Best regards, Ana") are not signatures
+/// here: they are the customer's words and harmless.
+fn split_signature<'s, 'a>(kept: &'s [&'a str]) -> (&'s [&'a str], Option<&'s [&'a str]>) {
+    let split = (0..kept.len())
+        .find(|&k| is_signature_start(kept, k))
+        .and_then(|s| kept.split_at_checked(s));
+    match split {
+        Some((body, sig)) => (body, Some(sig)),
+        None => (kept, None),
+    }
+}
+
+/// Whether the signature starts at `kept[k]`: an RFC 3676 "-- " line, a
+/// mobile-client line, or a mailing-list footer ("____" over "… mailing
+/// list").
+fn is_signature_start(kept: &[&str], k: usize) -> bool {
+    let Some(line) = kept.get(k) else {
+        return false;
+    };
+    if line.trim_end() == "--" {
+        return true;
+    }
+    if is_rule(line) && line.trim_start().starts_with('_') {
+        return kept.iter().skip(k + 1).take(3).any(|l| {
+            let l = l.to_lowercase();
+            l.contains("mailing list") || l.contains("listinfo")
+        });
+    }
+    is_mobile_signature(line)
+}
+
+/// "Sent from my iPhone" and friends: short lines only, and for the
+/// English "Sent from my X" only when X names a device or is a bare
+/// name ("Sent from my TI-85"), so "Sent from my desk, which is easier"
+/// stays.
+pub(crate) fn is_mobile_signature(line: &str) -> bool {
+    let t = line
+        .trim()
+        .trim_start_matches(['(', '<', '[', '*', '_', '>'])
+        .trim_end_matches([')', '>', ']', '*', '_']);
+    let words = t.split_whitespace().count();
+    if t.is_empty() || t.chars().count() > 100 || words > 12 {
+        return false;
+    }
+    let lower = t.to_lowercase();
+    if let Some(rest) = lower.strip_prefix("sent from my ") {
+        let rest_words: Vec<&str> = rest.split_whitespace().collect();
+        let device = rest_words.iter().take(4).any(|w| {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            DEVICE_WORDS.contains(&w)
+        });
+        return device || (rest_words.len() <= 5 && !rest.contains(',') && !rest.contains(". "));
+    }
+    MOBILE_SIGNATURE.is_match(t) && words <= 10
+}
+
+/// True when a kept, non-blank line exists in `lines[from..to]`.
+fn has_content(lines: &[&str], keep: &[bool], from: usize, to: usize) -> bool {
+    lines
+        .iter()
+        .zip(keep)
+        .take(to)
+        .skip(from)
+        .any(|(l, k)| *k && !is_blank(l) && !is_mobile_signature(l))
+}
+
+fn next_nonblank(lines: &[&str], from: usize) -> Option<usize> {
+    lines
+        .iter()
+        .enumerate()
+        .skip(from)
+        .find(|(_, l)| !is_blank(l))
+        .map(|(j, _)| j)
+}
+
+fn set(keep: &mut [bool], i: usize, value: bool) {
+    if let Some(k) = keep.get_mut(i) {
+        *k = value;
+    }
+}
+
+pub(crate) fn is_blank(line: &str) -> bool {
+    line.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
+/// Zero-width and tracking characters clients leave on otherwise empty
+/// lines (Gmail's "ᐧ" read-receipt marker among them).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'
+            | '\u{200c}'
+            | '\u{200d}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2060}'
+            | '\u{feff}'
+            | '\u{1427}'
+    )
+}
+
+/// A `>`-quoted line (any depth, leading spaces allowed).
+pub(crate) fn is_quoted(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+fn strip_one_quote_level(line: &str) -> &str {
+    match line.trim_start().strip_prefix('>') {
+        Some(rest) => rest.strip_prefix(' ').unwrap_or(rest),
+        None => line,
+    }
+}
+
+/// A horizontal rule made of one repeated symbol: "_____", "-----",
+/// "=====", "*****", "#####", "~~~~", "++++".
+fn is_rule(line: &str) -> bool {
+    let t = line.trim();
+    let mut chars = t.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    matches!(first, '-' | '_' | '=' | '*' | '#' | '~' | '+')
+        && t.chars().count() >= 2
+        && chars.all(|c| c == first || c == ' ')
+}
+
+/// "-------- Some words --------": a separator in a language we do not
+/// list, recognised by the header block that follows it.
+fn is_dash_phrase(line: &str) -> bool {
+    let t = line.trim();
+    t.starts_with("---") && t.ends_with("---") && t.chars().count() <= 80
+}
+
+/// Joins lines, dropping leading and trailing blank lines and trailing
+/// rules (a reply often ends with the rule that introduced the quote).
+fn join_trimmed(lines: &[&str]) -> String {
+    let mut end = lines.len();
+    while end > 0 {
+        match lines.get(end - 1) {
+            Some(l) if is_blank(l) || is_rule(l) => end -= 1,
+            _ => break,
+        }
+    }
+    let start = lines
+        .iter()
+        .take(end)
+        .position(|l| !is_blank(l))
+        .unwrap_or(end);
+    lines
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// CRLF and lone CR become LF, so every rule sees the same lines.
+pub(crate) fn normalize_newlines(text: &str) -> String {
+    if !text.contains('\r') {
+        return text.to_owned();
+    }
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}

@@ -1,1 +1,0 @@
-//! Localized templates for acknowledgements, warnings and escalations.

@@ -1,0 +1,320 @@
+//! The pure half of ingestion: [`RawMail`] → [`Work`] (an analyzed
+//! message, or a quarantine entry saying why not).
+//!
+//! `parse → classify → extract → detect`, with the configuration they need
+//! resolved once into an [`Analyzer`]. No I/O and no database: the store
+//! takes it from here. Batches are analyzed on all cores, because parsing
+//! and language detection are the CPU-heavy part of ingest and the single
+//! database writer should never wait for them.
+
+use std::num::NonZeroUsize;
+
+use crate::classify::{self, ClassifyContext};
+use crate::config::Config;
+use crate::detect::Detector;
+use crate::extract;
+use crate::mail::{AnalyzedMail, RawMail};
+use crate::parse;
+use crate::store::ingest::{QuarantineEntry, Work};
+
+/// Most header bytes kept for a quarantined message that is too large to
+/// keep whole.
+const MAX_QUARANTINE_HEADER_BYTES: usize = 64 * 1024;
+
+/// What the pure stages need from the configuration, resolved once.
+#[derive(Debug, Clone)]
+pub struct Analyzer {
+    classify: ClassifyContext,
+    detector: Detector,
+    max_message_size: usize,
+    /// (mailbox name, its addresses), in config order.
+    mailboxes: Vec<(String, Vec<String>)>,
+}
+
+impl Analyzer {
+    pub fn new(cfg: &Config) -> Analyzer {
+        Analyzer {
+            classify: ClassifyContext {
+                own_addresses: cfg.own_addresses(),
+                message_id_domain: cfg.security.message_id_domain.clone(),
+            },
+            // Config validation already refused unknown languages.
+            detector: Detector::with_languages(&cfg.detect.languages).unwrap_or_default(),
+            max_message_size: cfg.ingest.max_message_size,
+            mailboxes: cfg
+                .mailboxes
+                .iter()
+                .map(|m| (m.name.clone(), m.addresses().map(str::to_owned).collect()))
+                .collect(),
+        }
+    }
+
+    /// The size above which a message is quarantined unread.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Runs the pure stages on one message. Never panics on bad mail: a
+    /// message that cannot be analyzed becomes a quarantine entry.
+    pub fn analyze(&self, raw: RawMail) -> Work {
+        let size = raw.bytes.len();
+        if size > self.max_message_size {
+            return Work::Quarantine(too_large(
+                raw.origin,
+                raw.mailbox,
+                &raw.bytes,
+                size,
+                self.max_message_size,
+            ));
+        }
+        let parsed = match parse::parse(&raw.bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                return Work::Quarantine(QuarantineEntry {
+                    origin: raw.origin,
+                    mailbox: raw.mailbox,
+                    reason: format!("cannot parse: {e}"),
+                    size_bytes: size,
+                    raw: Some(raw.bytes),
+                    headers: None,
+                });
+            }
+        };
+        let mailbox = self.resolve_mailbox(raw.mailbox.as_deref(), &parsed);
+        // The later stages are ours, not a third-party parser, but a bug in
+        // them must still cost one message, not the process.
+        let analyzed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut classification = classify::classify(&parsed, &self.classify);
+            // Mail from our Sent folder is ours by definition: it is an
+            // agent's reply, not our own mail coming back.
+            if raw.direction == crate::mail::Direction::Outbound
+                && classification.class == crate::mail::Class::Loop
+            {
+                classification.class = crate::mail::Class::Human;
+                classification
+                    .reasons
+                    .push("outbound: sent from our own mailbox".to_owned());
+            }
+            let customer_text = extract::extract(&parsed);
+            let detection = self.detector.detect(&customer_text, &parsed.subject);
+            (classification, customer_text, detection)
+        }));
+        match analyzed {
+            Ok((classification, customer_text, detection)) => Work::Mail(Box::new(AnalyzedMail {
+                raw,
+                mailbox,
+                parsed,
+                classification,
+                customer_text,
+                detection,
+            })),
+            Err(panic) => Work::Quarantine(QuarantineEntry {
+                origin: raw.origin,
+                mailbox: Some(mailbox),
+                reason: format!("analysis crashed: {}", panic_message(&panic)),
+                size_bytes: size,
+                raw: Some(raw.bytes),
+                headers: None,
+            }),
+        }
+    }
+
+    /// Analyzes a batch on all cores, keeping the order.
+    pub fn analyze_batch(&self, raws: Vec<RawMail>) -> Vec<Work> {
+        let threads = std::thread::available_parallelism()
+            .map(NonZeroUsize::get)
+            .unwrap_or(1);
+        if threads <= 1 || raws.len() < 2 {
+            return raws.into_iter().map(|r| self.analyze(r)).collect();
+        }
+        let chunk = raws.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<RawMail>> = Vec::new();
+        let mut it = raws.into_iter().peekable();
+        while it.peek().is_some() {
+            chunks.push(it.by_ref().take(chunk).collect());
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|c| {
+                    s.spawn(move || c.into_iter().map(|r| self.analyze(r)).collect::<Vec<_>>())
+                })
+                .collect();
+            // `analyze` contains panics itself, so a join error cannot happen;
+            // should one anyway, its messages stay in their source.
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    }
+
+    /// The configured mailbox a message belongs to: the one its source
+    /// named, else the first whose address appears among the recipients
+    /// or delivery headers, else the first configured one.
+    fn resolve_mailbox(&self, named: Option<&str>, parsed: &crate::mail::ParsedMail) -> String {
+        if let Some(n) = named
+            && self.mailboxes.iter().any(|(name, _)| name == n)
+        {
+            return n.to_owned();
+        }
+        let mut recipients: Vec<String> = parsed
+            .to
+            .iter()
+            .chain(&parsed.cc)
+            .map(|a| a.key())
+            .collect();
+        for h in ["delivered-to", "x-original-to", "envelope-to"] {
+            recipients.extend(
+                parsed
+                    .header_values(h)
+                    .map(|v| v.trim().trim_matches(['<', '>']).to_lowercase()),
+            );
+        }
+        self.mailboxes
+            .iter()
+            .find(|(_, addrs)| addrs.iter().any(|a| recipients.contains(a)))
+            .or(self.mailboxes.first())
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A quarantine entry for a message over the size limit: only its header
+/// section is kept.
+pub fn too_large(
+    origin: crate::mail::Origin,
+    mailbox: Option<String>,
+    head: &[u8],
+    size: usize,
+    limit: usize,
+) -> QuarantineEntry {
+    QuarantineEntry {
+        origin,
+        mailbox,
+        reason: format!(
+            "message is {size} bytes, over ingest.max_message_size ({limit} bytes); raise the limit and replay it to ingest it"
+        ),
+        size_bytes: size,
+        raw: None,
+        headers: Some(header_section(head)),
+    }
+}
+
+/// The header section of a message (up to the first empty line), capped.
+pub fn header_section(bytes: &[u8]) -> String {
+    let capped = bytes.get(..MAX_QUARANTINE_HEADER_BYTES).unwrap_or(bytes);
+    let end = find_subslice(capped, b"\r\n\r\n")
+        .or_else(|| find_subslice(capped, b"\n\n"))
+        .unwrap_or(capped.len());
+    String::from_utf8_lossy(capped.get(..end).unwrap_or(capped)).into_owned()
+}
+
+fn find_subslice(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::{Direction, Origin};
+
+    fn analyzer(extra: &str) -> Analyzer {
+        let cfg = Config::from_str(
+            &format!(
+                "[[mailboxes]]\nname = \"support\"\naddress = \"support@example.com\"\n\
+                 [[mailboxes]]\nname = \"sales\"\naddress = \"sales@example.com\"\naliases = [\"orders@example.com\"]\n{extra}"
+            ),
+            std::path::Path::new("/x.toml"),
+        )
+        .unwrap();
+        Analyzer::new(&cfg)
+    }
+
+    fn raw(bytes: &[u8], mailbox: Option<&str>) -> RawMail {
+        RawMail {
+            origin: Origin::Pipe,
+            mailbox: mailbox.map(str::to_owned),
+            direction: Direction::Inbound,
+            arrived: None,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn too_large_is_quarantined_with_headers_only() {
+        let a = analyzer("[ingest]\nmax_message_size = 2048\n");
+        let mut msg = b"From: a@b.c\r\nSubject: big\r\n\r\n".to_vec();
+        msg.extend(std::iter::repeat_n(b'x', 4000));
+        let Work::Quarantine(q) = a.analyze(raw(&msg, None)) else {
+            panic!("not quarantined")
+        };
+        assert!(
+            q.reason.contains("over ingest.max_message_size"),
+            "{}",
+            q.reason
+        );
+        assert_eq!(q.raw, None);
+        assert_eq!(q.headers.as_deref(), Some("From: a@b.c\r\nSubject: big"));
+    }
+
+    #[test]
+    fn garbage_is_quarantined_with_its_bytes() {
+        let a = analyzer("");
+        match a.analyze(raw(b"", None)) {
+            Work::Quarantine(q) => assert_eq!(q.raw.as_deref(), Some(&b""[..])),
+            Work::Mail(_) => panic!("empty input analyzed as mail"),
+        }
+    }
+
+    #[test]
+    fn mailbox_is_resolved_from_recipients() {
+        let a = analyzer("");
+        let m = b"From: c@x.org\r\nTo: Orders <orders@example.com>\r\nSubject: hi\r\nMessage-ID: <1@x>\r\n\r\nHello\r\n";
+        let Work::Mail(m1) = a.analyze(raw(m, None)) else {
+            panic!()
+        };
+        assert_eq!(m1.mailbox, "sales");
+        let Work::Mail(m2) = a.analyze(raw(m, Some("support"))) else {
+            panic!()
+        };
+        assert_eq!(m2.mailbox, "support", "the source's mailbox wins");
+        let other = b"From: c@x.org\r\nTo: x@else.org\r\nSubject: hi\r\n\r\nHello\r\n";
+        let Work::Mail(m3) = a.analyze(raw(other, None)) else {
+            panic!()
+        };
+        assert_eq!(m3.mailbox, "support", "first mailbox by default");
+    }
+
+    #[test]
+    fn batch_keeps_order() {
+        let a = analyzer("");
+        let raws: Vec<RawMail> = (0..9)
+            .map(|i| {
+                raw(
+                    format!(
+                        "From: c{i}@x.org\r\nMessage-ID: <{i}@x>\r\nSubject: s\r\n\r\nbody\r\n"
+                    )
+                    .as_bytes(),
+                    None,
+                )
+            })
+            .collect();
+        let ids: Vec<String> = a
+            .analyze_batch(raws)
+            .into_iter()
+            .map(|w| match w {
+                Work::Mail(m) => m.parsed.message_id,
+                Work::Quarantine(q) => q.reason,
+            })
+            .collect();
+        assert_eq!(ids, (0..9).map(|i| format!("{i}@x")).collect::<Vec<_>>());
+    }
+}

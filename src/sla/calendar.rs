@@ -1,1 +1,0 @@
-//! Business time: weekly hours, holidays and time zones; `due_at` is pure.
