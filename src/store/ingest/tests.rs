@@ -39,6 +39,7 @@ impl Env {
             origin: Origin::Pipe,
             mailbox: None,
             direction,
+            arrived: None,
             bytes: bytes.replace('\n', "\r\n").into_bytes(),
         };
         let item = IngestItem {
