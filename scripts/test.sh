@@ -5,6 +5,7 @@
 #
 # 1. On Debian/Ubuntu, installs what the integration tests need if it is
 #    missing: dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates
+#    systemd (for systemd-analyze, which checks the unit file)
 #    (needs root; the packages' own services are kept from starting: the
 #    tests run private Dovecot/Postfix instances on free 127.0.0.1 ports).
 # 2. cargo fmt --check, cargo clippy -D warnings (fail fast),
@@ -20,7 +21,7 @@ step() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nscripts/test.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
 
-PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates)
+PACKAGES=(dovecot-imapd dovecot-lmtpd postfix openssl ca-certificates systemd)
 POLICY=/usr/sbin/policy-rc.d
 OWN_POLICY=0
 

@@ -54,6 +54,40 @@ pub enum Command {
         limit: usize,
         #[arg(long)]
         json: bool,
+        /// Only tickets inside their warning window (response due soon).
+        #[arg(long)]
+        due: bool,
+        /// Only tickets past their response due time.
+        #[arg(long)]
+        breached: bool,
+    },
+    /// Answer the customer: the text from --file or stdin goes out through
+    /// the outbox, threaded onto their last message with the ticket's tag;
+    /// the response clock stops and the ticket waits on the customer.
+    Reply {
+        /// e.g. PD-42
+        ticket: String,
+        /// The answer as a UTF-8 text file [default: stdin].
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Add an internal note to a ticket (never mailed).
+    Note {
+        /// e.g. PD-42
+        ticket: String,
+        /// The note as a UTF-8 text file [default: stdin].
+        #[arg(long, short = 'f', value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Close a ticket; its response clock stops.
+    Close {
+        /// e.g. PD-42
+        ticket: String,
+    },
+    /// Reopen a closed ticket; a next-response clock starts.
+    Reopen {
+        /// e.g. PD-42
+        ticket: String,
     },
     /// Show a ticket and its messages in order.
     Show {
@@ -78,4 +112,44 @@ pub enum Command {
     },
     /// Validate the config file and say what to fix.
     CheckConfig,
+    /// Mail that could not be processed: list, show, replay or drop it.
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineAction,
+    },
+}
+
+/// What to do with quarantined mail.
+#[derive(Debug, Subcommand)]
+pub enum QuarantineAction {
+    /// Open entries (with --all also replayed and dropped ones).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One entry: why, where from, its headers.
+    Show {
+        id: i64,
+        /// Print the message itself.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Run entries through the pipeline again (after a fix or with a larger size limit).
+    Replay {
+        #[arg(required_unless_present = "all")]
+        ids: Vec<i64>,
+        /// Every open entry.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Override ingest.max_message_size for this replay, e.g. "100 MiB".
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+    },
+    /// Discard entries (their bytes are deleted; the record stays).
+    Drop {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
 }

@@ -42,6 +42,9 @@ pub struct Shared {
     /// Woken when new outbox rows were written, so acks go out at once
     /// instead of at the next poll.
     pub outbox_wake: Arc<Notify>,
+    /// Woken when a message may have started or stopped a response clock,
+    /// so the SLA timer looks at its next deadline again.
+    pub sla_wake: Arc<Notify>,
     /// Task heartbeats and source state (watchdog, READY, status line).
     pub health: Health,
     pub stop: CancellationToken,
@@ -76,6 +79,7 @@ impl Shared {
             }),
             outbox: Outbox::new(config, Arc::new(templates)),
             outbox_wake: Arc::new(Notify::new()),
+            sla_wake: Arc::new(Notify::new()),
             health: Health::new(),
             stop: CancellationToken::new(),
         })
@@ -112,6 +116,12 @@ impl Shared {
         if results.iter().any(|r| r.as_ref().is_ok_and(|r| r.ack)) {
             self.outbox_wake.notify_one();
         }
+        if results.iter().any(|r| {
+            r.as_ref()
+                .is_ok_and(|r| matches!(r.outcome, Outcome::Created | Outcome::Threaded))
+        }) {
+            self.sla_wake.notify_one();
+        }
         results
     }
 }
@@ -122,9 +132,22 @@ pub async fn run(cfg: Config, once: bool) -> anyhow::Result<PassSummary> {
     if once {
         let mut summary = PassSummary::default();
         for m in &shared.config().mailboxes {
-            if let Some(SourceConfig::Maildir(md)) = &m.source {
-                maildir_pass(&shared, &m.name, md, &mut summary).await;
+            match &m.source {
+                Some(SourceConfig::Maildir(md)) => {
+                    maildir_pass(&shared, &m.name, md, &mut summary).await;
+                }
+                Some(SourceConfig::Imap(_)) => {
+                    crate::source::imap::run_once(&shared, m, &mut summary).await;
+                }
+                None => {}
             }
+        }
+        // Warnings and escalations due by now, before the outbox goes out.
+        if let Err(e) =
+            crate::sla::timer::pass(&shared.store, shared.policy.clone(), Timestamp::now(), true)
+                .await
+        {
+            tracing::error!(error = %e, "SLA timer pass failed; warnings and escalations wait for the next run.");
         }
         summary.outbox = shared.outbox.flush(&shared.store).await?;
         return Ok(summary);
@@ -138,12 +161,32 @@ pub async fn run(cfg: Config, once: bool) -> anyhow::Result<PassSummary> {
                 tracker.spawn(maildir_loop(shared.clone(), m.name.clone(), md.clone()));
             }
             Some(SourceConfig::Imap(_)) => {
-                tracing::warn!(mailbox = %m.name, "IMAP sources are not supported by this build yet; skipping.");
+                // One task (and connection) per folder: the inbox and,
+                // when set, the Sent folder.
+                for folder in crate::source::imap::Folder::of(m) {
+                    shared.health.add_source(&folder.source(), &m.name);
+                    tracker.spawn(crate::source::imap::watch(shared.clone(), folder));
+                }
             }
             None => {}
         }
     }
     tracker.spawn(outbox_loop(shared.clone()));
+    // The SLA timer gets the policy through a watch channel: a config
+    // reload sends the new one into `sla_policy` and the timer recomputes.
+    let (sla_policy, sla_policy_rx) = tokio::sync::watch::channel(shared.policy.clone());
+    tracker.spawn(crate::sla::timer::run(
+        crate::sla::timer::Timer {
+            store: shared.store.clone(),
+            policy: sla_policy_rx,
+            wake: shared.sla_wake.clone(),
+            outbox_wake: shared.outbox_wake.clone(),
+            heartbeat: shared.health.register("sla-timer"),
+            stop: shared.stop.clone(),
+            step: HEARTBEAT_STEP,
+        },
+        Timestamp::now,
+    ));
     tracker.close();
     tracing::info!(
         mailboxes = shared.config().mailboxes.len(),
@@ -160,6 +203,8 @@ pub async fn run(cfg: Config, once: bool) -> anyhow::Result<PassSummary> {
     {
         tracing::error!(timeout = %humantime::format_duration(deadline), "Tasks did not stop in time; exiting anyway.");
     }
+    // Kept until here: dropping it earlier would end the timer's reloads.
+    drop(sla_policy);
     tracing::info!("Stopped.");
     Ok(PassSummary::default())
 }

@@ -139,7 +139,12 @@ impl Detector {
     /// 2. whatlang calls it reliable (confidence > 0.9) and there are at
     ///    least [`MIN_LETTERS_SHARED_SCRIPT`] letters;
     /// 3. there are at least [`LONG_TEXT_LETTERS`] letters and whatlang's
-    ///    confidence exceeds [`LONG_TEXT_CONFIDENCE`].
+    ///    confidence exceeds [`LONG_TEXT_CONFIDENCE`];
+    /// 4. there are at least [`MIN_LETTERS_SHARED_SCRIPT`] letters and the
+    ///    marker words of the closest neighbour language lose clearly
+    ///    (Spanish vs Portuguese, Danish vs Norwegian, Russian vs
+    ///    Bulgarian/Ukrainian, Czech vs Slovak), where whatlang's own
+    ///    confidence is low even on clear sentences.
     ///
     /// A language outside the configured list (possible only for a script
     /// one language owns, which whatlang does not filter) is reported but
@@ -183,8 +188,11 @@ impl Detector {
         let reliable = match info.script() {
             Script::Mandarin => counts.han >= MIN_HAN_FOR_CHINESE && confidence >= 0.99,
             Script::Latin | Script::Cyrillic | Script::Arabic | Script::Devanagari => {
-                (info.is_reliable() && counts.letters >= MIN_LETTERS_SHARED_SCRIPT)
-                    || (counts.letters >= LONG_TEXT_LETTERS && confidence > LONG_TEXT_CONFIDENCE)
+                counts.letters >= MIN_LETTERS_SHARED_SCRIPT
+                    && (info.is_reliable()
+                        || refine::confirmed_by_words(lang, input)
+                        || (counts.letters >= LONG_TEXT_LETTERS
+                            && confidence > LONG_TEXT_CONFIDENCE))
             }
             // Every other script is owned by one language in whatlang
             // (Hebrew by Hebrew and Yiddish; Yiddish mail is rare enough

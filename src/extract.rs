@@ -27,7 +27,13 @@ mod patterns;
 mod text;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
+
+/// Test helpers other modules' tests use (a `ParsedMail` from a body).
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::mail;
+}
 
 use crate::mail::{CustomerText, ParsedMail};
 

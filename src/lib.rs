@@ -34,6 +34,8 @@ pub mod secret;
 pub mod sla;
 pub mod source;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;
 pub mod thread;
+pub mod tls;
 pub mod token;

@@ -40,6 +40,7 @@ pub mod event {
     pub const BOUNCE_RECORDED: &str = "bounce.recorded";
     pub const ADDRESS_BOUNCING: &str = "address.bouncing";
     pub const ADDRESS_CLEARED: &str = "address.cleared";
+    pub const ALERT_REPLIED: &str = "alert.replied";
 }
 
 /// What became of a message; the `outcome` of `postdesk ingest --json`.
@@ -329,6 +330,16 @@ fn plan_existing(
     let inbound = mail.raw.direction == Direction::Inbound;
     let agent = !inbound || is_agent(cfg, &from, Some(&t.queue));
     let human = class == Class::Human;
+
+    if via == ThreadVia::AlertReply {
+        // Our own team answering a warning or escalation: kept on the
+        // ticket for the record; not an answer to the customer, so neither
+        // the status nor the response clock changes.
+        let mut p = Plan::new(Outcome::Threaded, format!("internal: {detail}"));
+        p.ticket = TicketChange::Update { id: t.id, status: None };
+        p.event(event::ALERT_REPLIED, json!({ "by": from, "detail": detail }));
+        return p;
+    }
 
     if t.status == "closed" && inbound && human && !agent {
         let window = cfg

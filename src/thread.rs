@@ -26,6 +26,8 @@ pub enum ThreadVia {
     Token,
     References,
     SubjectTag,
+    /// A reply to one of our warnings or escalations: our own team.
+    AlertReply,
 }
 
 impl ThreadVia {
@@ -34,6 +36,7 @@ impl ThreadVia {
             ThreadVia::Token => "token",
             ThreadVia::References => "references",
             ThreadVia::SubjectTag => "subject-tag",
+            ThreadVia::AlertReply => "alert-reply",
         }
     }
 }
@@ -69,6 +72,8 @@ pub struct TagCandidate {
 pub struct Candidates {
     /// A stored message with the same Message-ID and content hash.
     pub duplicate: Option<(i64, Option<i64>)>,
+    /// The ticket of one of our warnings or escalations this replies to.
+    pub alert_reply: Option<(i64, String)>,
     /// The ticket named by a valid reply token (and which Message-ID).
     pub token: Option<(i64, String)>,
     /// The ticket of a stored message named by In-Reply-To/References.
@@ -134,6 +139,13 @@ pub fn subject_tag(subject: &str, prefix: &str) -> Option<i64> {
 pub fn decide(sender: &str, c: &Candidates) -> ThreadDecision {
     if let Some((message, ticket)) = c.duplicate {
         return ThreadDecision::Duplicate { message, ticket };
+    }
+    if let Some((ticket, id)) = &c.alert_reply {
+        return ThreadDecision::Existing {
+            ticket: *ticket,
+            via: ThreadVia::AlertReply,
+            detail: format!("reply to our alert <{id}>"),
+        };
     }
     if let Some((ticket, id)) = &c.token {
         return ThreadDecision::Existing {
@@ -246,6 +258,7 @@ mod tests {
         };
         let all = Candidates {
             duplicate: None,
+            alert_reply: None,
             token: Some((1, "t".into())),
             references: Some((2, "r".into())),
             subject_tag: Some(tag.clone()),
@@ -283,6 +296,11 @@ mod tests {
                 via: ThreadVia::SubjectTag,
                 ..
             }
+        ));
+        let alert = Candidates { alert_reply: Some((7, "a".into())), ..all.clone() };
+        assert!(matches!(
+            decide("lead@us", &alert),
+            ThreadDecision::Existing { ticket: 7, via: ThreadVia::AlertReply, .. }
         ));
         let dup = Candidates {
             duplicate: Some((5, Some(1))),

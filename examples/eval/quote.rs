@@ -36,6 +36,7 @@ pub fn run(corpus: &Path, rows: &[Row]) {
     let mut per_source: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut disagreements: Vec<String> = Vec::new();
     let mut times: Vec<(Duration, usize, String)> = Vec::new();
+    let mut pipeline_times: Vec<Duration> = Vec::new();
     for row in rows.iter().filter(|r| r.kind == "quote") {
         let Some(bytes) = crate::read(corpus, &row.file) else {
             continue;
@@ -47,6 +48,11 @@ pub fn run(corpus: &Path, rows: &[Row]) {
         let start = Instant::now();
         let pieces = extract::pieces(&mail);
         let elapsed = start.elapsed();
+        // The daemon runs detect right after extract; time both together.
+        let both = Instant::now();
+        let customer = extract::extract(&mail);
+        let _ = postdesk::detect::detect(&customer, &mail.subject);
+        pipeline_times.push(both.elapsed());
         times.push((elapsed, bytes.len(), row.file.clone()));
         let outcome = judge(corpus, row, &pieces, elapsed);
         let entry = per_source.entry(row.source.as_str()).or_default();
@@ -74,6 +80,20 @@ pub fn run(corpus: &Path, rows: &[Row]) {
         println!(
             "extract time: mean {:.3} ms, max {:.3} ms ({file}, {size} bytes)",
             sum.as_secs_f64() * 1000.0 / times.len().max(1) as f64,
+            max.as_secs_f64() * 1000.0
+        );
+    }
+    pipeline_times.sort();
+    if let Some(max) = pipeline_times.last() {
+        let sum: Duration = pipeline_times.iter().sum();
+        let median = pipeline_times
+            .get(pipeline_times.len() / 2)
+            .copied()
+            .unwrap_or_default();
+        println!(
+            "extract+detect per message: mean {:.3} ms, median {:.3} ms, max {:.3} ms",
+            sum.as_secs_f64() * 1000.0 / pipeline_times.len() as f64,
+            median.as_secs_f64() * 1000.0,
             max.as_secs_f64() * 1000.0
         );
     }
@@ -210,13 +230,13 @@ fn judge(corpus: &Path, row: &Row, p: &Pieces, elapsed: Duration) -> Outcome {
         s(k).and_then(|f| std::fs::read(corpus.join(f)).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     };
-    if let Some(max) = e.get("max_seconds").and_then(Value::as_f64) {
-        if elapsed.as_secs_f64() > max {
-            return Outcome {
-                agree: false,
-                detail: format!("took {elapsed:?}, limit {max} s"),
-            };
-        }
+    if let Some(max) = e.get("max_seconds").and_then(Value::as_f64)
+        && elapsed.as_secs_f64() > max
+    {
+        return Outcome {
+            agree: false,
+            detail: format!("took {elapsed:?}, limit {max} s"),
+        };
     }
     match row.source.as_str() {
         "talon" => {
@@ -322,13 +342,11 @@ fn judge(corpus: &Path, row: &Row, p: &Pieces, elapsed: Duration) -> Outcome {
                     ),
                 });
             }
-            if let Some(n) = e.get("fragments").and_then(Value::as_u64) {
-                if n == 1 && quoted.is_empty() {
-                    checks.push(Outcome {
-                        agree: !p.quote_removed && p.signature.is_none(),
-                        detail: format!("one fragment expected, got {}", short(&p.reply)),
-                    });
-                }
+            if e.get("fragments").and_then(Value::as_u64) == Some(1) && quoted.is_empty() {
+                checks.push(Outcome {
+                    agree: !p.quote_removed && p.signature.is_none(),
+                    detail: format!("one fragment expected, got {}", short(&p.reply)),
+                });
             }
             return combine(checks);
         }

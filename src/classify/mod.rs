@@ -226,18 +226,18 @@ impl Signals {
             self.is_loop = true;
             self.reason(format!("sender is our own address {}", sender.key()));
         }
-        if !mail.message_id_synthetic {
-            if TokenKey::looks_like_token(&mail.message_id) {
-                self.is_loop = true;
-                self.reason("message-id is a postdesk token");
-            } else if !ctx.message_id_domain.is_empty()
-                && mail.message_id.rsplit_once('@').is_some_and(|(_, d)| {
-                    d.trim().eq_ignore_ascii_case(ctx.message_id_domain.trim())
-                })
-            {
-                self.is_loop = true;
-                self.reason("message-id is in our message-id domain");
-            }
+        // Our own mail carries a signed token at our Message-ID domain.
+        // Neither half alone is enough: agents' mail clients also write
+        // Message-IDs at the company domain, and another company's postdesk
+        // writes tokens at its own.
+        let in_our_domain = !ctx.message_id_domain.is_empty()
+            && mail
+                .message_id
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d.trim().eq_ignore_ascii_case(ctx.message_id_domain.trim()));
+        if !mail.message_id_synthetic && in_our_domain && TokenKey::looks_like_token(&mail.message_id) {
+            self.is_loop = true;
+            self.reason("message-id is a postdesk token of ours");
         }
         for value in mail.header_values("x-loop") {
             let value = value.trim().trim_matches(['<', '>']);

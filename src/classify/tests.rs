@@ -138,15 +138,25 @@ fn our_own_mail_coming_back_is_a_loop() {
         &c,
         "from is our own address support@support.example.com"
     ));
-    assert!(has_reason(&c, "message-id is a postdesk token"));
+    assert!(has_reason(&c, "message-id is a postdesk token of ours"));
 }
 
 #[test]
-fn loop_by_message_id_domain_or_x_loop() {
-    let by_domain = classified(
-        b"From: a@example.org\nMessage-ID: <123.abc@support.example.com>\nSubject: x\n\nx\n",
+fn loop_by_our_token_or_x_loop() {
+    let our_token = classified(
+        b"From: a@example.org\nMessage-ID: <pdt1.7.abcdefgh.0123456789abcdef@support.example.com>\nSubject: x\n\nx\n",
     );
-    assert_eq!(by_domain.class, Class::Loop, "{by_domain:?}");
+    assert_eq!(our_token.class, Class::Loop, "{our_token:?}");
+    // An agent's mail client also writes Message-IDs at the company domain.
+    let agent = classified(
+        b"From: agent@example.org\nMessage-ID: <123.abc@support.example.com>\nSubject: x\n\nx\n",
+    );
+    assert_eq!(agent.class, Class::Human, "{agent:?}");
+    // Another company's postdesk writes tokens at its own domain.
+    let theirs = classified(
+        b"From: a@example.org\nMessage-ID: <pdt1.7.abcdefgh.0123456789abcdef@help.other.test>\nSubject: x\n\nx\n",
+    );
+    assert_ne!(theirs.class, Class::Loop, "{theirs:?}");
     let by_x_loop = classified(
         b"From: a@example.org\nX-Loop: support@support.example.com\nMessage-ID: <1@example.org>\n\nx\n",
     );

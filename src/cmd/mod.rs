@@ -1,8 +1,10 @@
 //! Command glue: each subcommand turns its arguments into library calls
 //! and prints the result. Errors here are `anyhow` chains for people.
 
+mod agent;
 mod check;
 mod ingest;
+mod quarantine;
 mod run;
 mod status;
 mod tickets;
@@ -11,7 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, QuarantineAction};
 use crate::config::Config;
 
 /// How the process ends; the codes are part of the CLI contract.
@@ -64,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             queue,
             limit,
             json,
+            due,
+            breached,
         } => {
             let cfg = load(&config_path, Exit::Failure)?;
             tickets::list(
@@ -73,8 +77,26 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
                     queue,
                     limit,
                     json,
+                    due,
+                    breached,
                 },
             )
+        }
+        Command::Reply { ticket, file } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            agent::reply(&cfg, &agent::TextArgs { ticket, file })
+        }
+        Command::Note { ticket, file } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            agent::note(&cfg, &agent::TextArgs { ticket, file })
+        }
+        Command::Close { ticket } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            agent::close(&cfg, &ticket)
+        }
+        Command::Reopen { ticket } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            agent::reopen(&cfg, &ticket)
         }
         Command::Show {
             ticket,
@@ -87,6 +109,22 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status { json } => {
             let cfg = load(&config_path, Exit::Failure)?;
             status::status(&cfg, json)
+        }
+        Command::Quarantine { action } => {
+            let cfg = load(&config_path, Exit::Failure)?;
+            match action {
+                QuarantineAction::List { all, json } => quarantine::list(&cfg, all, json),
+                QuarantineAction::Show { id, raw } => quarantine::show(&cfg, id, raw),
+                QuarantineAction::Drop { ids } => quarantine::drop(&cfg, &ids),
+                QuarantineAction::Replay { ids, all, max_size } => {
+                    let max = max_size
+                        .as_deref()
+                        .map(crate::config::parse_size)
+                        .transpose()
+                        .map_err(anyhow::Error::msg)?;
+                    quarantine::replay(&cfg, &ids, all, max)
+                }
+            }
         }
         Command::Run { once } => {
             let cfg = load(&config_path, Exit::Failure)?;

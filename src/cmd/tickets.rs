@@ -12,6 +12,10 @@ pub struct ListArgs {
     pub queue: Option<String>,
     pub limit: usize,
     pub json: bool,
+    /// Only tickets inside their warning window.
+    pub due: bool,
+    /// Only tickets past their due time.
+    pub breached: bool,
 }
 
 fn open(cfg: &Config) -> anyhow::Result<Store> {
@@ -38,6 +42,9 @@ pub fn list(cfg: &Config, args: &ListArgs) -> anyhow::Result<Exit> {
         );
     }
     let store = open(cfg)?;
+    if args.due || args.breached {
+        return list_sla(cfg, &store, args);
+    }
     let tickets = query::list_tickets(
         &store.conn,
         &TicketFilter {
@@ -78,6 +85,84 @@ pub fn list(cfg: &Config, args: &ListArgs) -> anyhow::Result<Exit> {
             short_time(t.created_at),
             truncate(&t.requester, 32),
             truncate(&t.subject, 60)
+        );
+    }
+    Ok(Exit::Success)
+}
+
+/// `tickets --due` / `--breached`: tickets whose running response clock
+/// is inside its warning window or past its due time, soonest due first.
+fn list_sla(cfg: &Config, store: &Store, args: &ListArgs) -> anyhow::Result<Exit> {
+    use crate::sla::calendar::{format_duration, format_local};
+    use crate::sla::clock::Phase;
+    crate::store::sla::ensure_schema(&store.conn)?;
+    let now = jiff::Timestamp::now();
+    let rows: Vec<_> = crate::store::sla::running_clocks(&store.conn, args.queue.as_deref(), now)?
+        .into_iter()
+        .filter(|c| {
+            (args.due && c.phase == Phase::DueSoon) || (args.breached && c.phase == Phase::Breached)
+        })
+        .filter(|c| args.status.as_ref().is_none_or(|s| *s == c.status))
+        .take(if args.limit == 0 {
+            usize::MAX
+        } else {
+            args.limit
+        })
+        .collect();
+    let zone = |queue: &str| {
+        cfg.queue(queue)
+            .map(|q| q.timezone.clone())
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|c| {
+                let mut v = serde_json::to_value(c).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ticket".into(), cfg.ticket_ref(c.ticket).into());
+                    o.insert(
+                        "due_local".into(),
+                        format_local(c.due_at, &zone(&c.queue)).into(),
+                    );
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() {
+        println!(
+            "no tickets {}",
+            match (args.due, args.breached) {
+                (true, true) => "due soon or breached",
+                (true, false) => "due soon",
+                _ => "breached",
+            }
+        );
+        return Ok(Exit::Success);
+    }
+    println!(
+        "{:<8} {:<12} {:<5} {:<26} {:<20} {:<32} SUBJECT",
+        "TICKET", "QUEUE", "CLOCK", "DUE (QUEUE TIME)", "LEFT", "REQUESTER"
+    );
+    for c in &rows {
+        let left = c.due_at.duration_since(now);
+        let left = if left.is_negative() {
+            format!("{} over", format_duration(-left))
+        } else {
+            format!("{} left", format_duration(left))
+        };
+        println!(
+            "{:<8} {:<12} {:<5} {:<26} {:<20} {:<32} {}",
+            cfg.ticket_ref(c.ticket),
+            c.queue,
+            c.clock.as_str(),
+            format_local(c.due_at, &zone(&c.queue)),
+            left,
+            truncate(&c.requester, 32),
+            truncate(&c.subject, 60)
         );
     }
     Ok(Exit::Success)

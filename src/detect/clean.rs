@@ -125,7 +125,9 @@ fn clean_token(token: &str) -> Option<String> {
 
 /// snake_case, camelCase, dotted.names, paths and version strings.
 fn is_identifier(t: &str) -> bool {
-    if t.contains(['_', '/', '\\', '=', '<', '>', '{', '}', '|', '#', '$', '%', '~', '`']) {
+    if t.contains([
+        '_', '/', '\\', '=', '<', '>', '{', '}', '|', '#', '$', '%', '~', '`',
+    ]) {
         return true;
     }
     let has_digit = t.chars().any(|c| c.is_ascii_digit());

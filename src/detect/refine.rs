@@ -16,6 +16,39 @@ use whatlang::Lang;
 /// we override a pick that has marker words of its own.
 const WORD_MARGIN: usize = 2;
 
+/// Marker words by which the final language must lead its neighbour for
+/// the vote to count as confirmation (see [`confirmed_by_words`]).
+const CONFIRM_MARGIN: usize = 3;
+
+/// True when the marker words of `lang`'s close neighbour lose clearly
+/// against its own: whatlang's low confidence between close languages
+/// ("es" vs "pt" at 0.3 on a plain Spanish sentence) is then no reason to
+/// distrust the result.
+pub(crate) fn confirmed_by_words(lang: Lang, text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let (own, other) = match lang {
+        Lang::Spa => word_scores(&lower, SPANISH, PORTUGUESE),
+        Lang::Por => swap(word_scores(&lower, SPANISH, PORTUGUESE)),
+        Lang::Dan => danish_norwegian_scores(&lower),
+        Lang::Nob => swap(danish_norwegian_scores(&lower)),
+        Lang::Ces => word_scores(&lower, CZECH, SLOVAK),
+        Lang::Slk => swap(word_scores(&lower, CZECH, SLOVAK)),
+        Lang::Rus => {
+            let (ru, bg) = word_scores(&lower, RUSSIAN, BULGARIAN);
+            let (_, uk) = word_scores(&lower, RUSSIAN, UKRAINIAN);
+            (ru, bg.max(uk))
+        }
+        Lang::Bul => swap(word_scores(&lower, RUSSIAN, BULGARIAN)),
+        Lang::Ukr => swap(word_scores(&lower, RUSSIAN, UKRAINIAN)),
+        _ => return false,
+    };
+    own >= other + CONFIRM_MARGIN
+}
+
+fn swap((a, b): (usize, usize)) -> (usize, usize) {
+    (b, a)
+}
+
 /// Returns the corrected language, or `lang` when nothing contradicts it.
 /// `allowed` says which languages may be returned (the configured list).
 pub(crate) fn refine(lang: Lang, text: &str, allowed: &dyn Fn(Lang) -> bool) -> Lang {
@@ -91,7 +124,12 @@ fn refine_latin(
             return pick(owner);
         }
     }
-    if has("ă") && matches!(lang, Lang::Ita | Lang::Por | Lang::Fra | Lang::Spa | Lang::Cat) {
+    if has("ă")
+        && matches!(
+            lang,
+            Lang::Ita | Lang::Por | Lang::Fra | Lang::Spa | Lang::Cat
+        )
+    {
         return pick(Lang::Ron);
     }
     match lang {
@@ -210,20 +248,106 @@ fn is_latin_lang(lang: Lang) -> bool {
 
 /// Frequent Danish words whose Norwegian (Bokmål) form differs.
 const DANISH: &[&str] = &[
-    "af", "efter", "hvad", "nogen", "noget", "nogle", "blev", "blevet", "meget", "sidste", "købe",
-    "uge", "ud", "op", "bliver", "gøre", "igennem", "sådan", "hende", "mellem", "tilbage", "løbet",
-    "tage", "give", "have", "nu", "lidt", "dog", "mod", "ind", "været", "måske", "mere", "sige",
-    "gik", "fik", "bruge", "uden", "vores", "jeres", "os", "hjælp", "hjælpe", "mig", "dig", "sig",
-    "spørgsmål", "øjeblik",
+    "af",
+    "efter",
+    "hvad",
+    "nogen",
+    "noget",
+    "nogle",
+    "blev",
+    "blevet",
+    "meget",
+    "sidste",
+    "købe",
+    "uge",
+    "ud",
+    "op",
+    "bliver",
+    "gøre",
+    "igennem",
+    "sådan",
+    "hende",
+    "mellem",
+    "tilbage",
+    "løbet",
+    "tage",
+    "give",
+    "have",
+    "nu",
+    "lidt",
+    "dog",
+    "mod",
+    "ind",
+    "været",
+    "måske",
+    "mere",
+    "sige",
+    "gik",
+    "fik",
+    "bruge",
+    "uden",
+    "vores",
+    "jeres",
+    "os",
+    "hjælp",
+    "hjælpe",
+    "mig",
+    "dig",
+    "sig",
+    "spørgsmål",
+    "øjeblik",
 ];
 
 /// Frequent Norwegian (Bokmål) words whose Danish form differs.
 const NORWEGIAN: &[&str] = &[
-    "av", "etter", "hva", "noen", "noe", "ble", "blitt", "mye", "siste", "kjøpe", "uke", "ut",
-    "opp", "blir", "gjøre", "gjennom", "slik", "henne", "mellom", "tilbake", "løpet", "ta", "gi",
-    "ha", "nå", "litt", "mot", "inn", "vært", "kanskje", "mer", "si", "gikk", "fikk", "bruke",
-    "uten", "vår", "våre", "vårt", "oss", "hjelp", "hjelpe", "meg", "deg", "seg", "spørsmål",
-    "øyeblikk", "dere",
+    "av",
+    "etter",
+    "hva",
+    "noen",
+    "noe",
+    "ble",
+    "blitt",
+    "mye",
+    "siste",
+    "kjøpe",
+    "uke",
+    "ut",
+    "opp",
+    "blir",
+    "gjøre",
+    "gjennom",
+    "slik",
+    "henne",
+    "mellom",
+    "tilbake",
+    "løpet",
+    "ta",
+    "gi",
+    "ha",
+    "nå",
+    "litt",
+    "mot",
+    "inn",
+    "vært",
+    "kanskje",
+    "mer",
+    "si",
+    "gikk",
+    "fikk",
+    "bruke",
+    "uten",
+    "vår",
+    "våre",
+    "vårt",
+    "oss",
+    "hjelp",
+    "hjelpe",
+    "meg",
+    "deg",
+    "seg",
+    "spørsmål",
+    "øyeblikk",
+    "dere",
 ];
 
 /// Frequent Spanish words that Portuguese writes differently.
@@ -261,24 +385,133 @@ const CROATIAN: &[&str] = &[
 
 /// Frequent Russian words Bulgarian writes differently.
 const RUSSIAN: &[&str] = &[
-    "что", "это", "как", "он", "она", "они", "его", "её", "ее", "был", "была", "было", "были",
-    "чтобы", "только", "уже", "если", "когда", "где", "вы", "мы", "меня", "мне", "бы", "ещё",
-    "еще", "нет", "всё", "можно", "нужно", "очень", "сейчас", "потом", "этот", "эта", "тоже",
-    "который", "которая", "которые", "к", "своей", "своих", "перед", "вот", "хоть", "теперь",
+    "что",
+    "это",
+    "как",
+    "он",
+    "она",
+    "они",
+    "его",
+    "её",
+    "ее",
+    "был",
+    "была",
+    "было",
+    "были",
+    "чтобы",
+    "только",
+    "уже",
+    "если",
+    "когда",
+    "где",
+    "вы",
+    "мы",
+    "меня",
+    "мне",
+    "бы",
+    "ещё",
+    "еще",
+    "нет",
+    "всё",
+    "можно",
+    "нужно",
+    "очень",
+    "сейчас",
+    "потом",
+    "этот",
+    "эта",
+    "тоже",
+    "который",
+    "которая",
+    "которые",
+    "к",
+    "своей",
+    "своих",
+    "перед",
+    "вот",
+    "хоть",
+    "теперь",
 ];
 
 /// Frequent Ukrainian words Russian writes differently.
 const UKRAINIAN: &[&str] = &[
-    "що", "це", "як", "він", "вона", "вони", "його", "був", "була", "було", "тільки", "якщо",
-    "коли", "де", "ви", "ми", "мене", "мені", "ні", "немає", "ще", "дуже", "зараз", "теж", "який",
-    "яка", "які", "також", "але", "бо", "та", "й", "із", "від", "для", "саме", "щоб",
+    "що",
+    "це",
+    "як",
+    "він",
+    "вона",
+    "вони",
+    "його",
+    "був",
+    "була",
+    "було",
+    "тільки",
+    "якщо",
+    "коли",
+    "де",
+    "ви",
+    "ми",
+    "мене",
+    "мені",
+    "ні",
+    "немає",
+    "ще",
+    "дуже",
+    "зараз",
+    "теж",
+    "який",
+    "яка",
+    "які",
+    "також",
+    "але",
+    "бо",
+    "та",
+    "й",
+    "із",
+    "від",
+    "для",
+    "саме",
+    "щоб",
 ];
 
 /// Frequent Bulgarian words Russian writes differently.
 const BULGARIAN: &[&str] = &[
-    "се", "ще", "че", "това", "този", "тази", "тя", "той", "аз", "ние", "вие", "във", "със",
-    "към", "като", "когато", "къде", "който", "която", "които", "няма", "са", "е", "сме", "сте",
-    "бил", "била", "било", "може", "трябва", "нещо", "нищо", "всички", "след", "днес", "вече",
+    "се",
+    "ще",
+    "че",
+    "това",
+    "този",
+    "тази",
+    "тя",
+    "той",
+    "аз",
+    "ние",
+    "вие",
+    "във",
+    "със",
+    "към",
+    "като",
+    "когато",
+    "къде",
+    "който",
+    "която",
+    "които",
+    "няма",
+    "са",
+    "е",
+    "сме",
+    "сте",
+    "бил",
+    "била",
+    "било",
+    "може",
+    "трябва",
+    "нещо",
+    "нищо",
+    "всички",
+    "след",
+    "днес",
+    "вече",
 ];
 
 /// Frequent Slovak words whose Czech form differs.

@@ -31,6 +31,9 @@ enum Marker {
 /// HTML has no quote marker (then the caller uses the text rules alone) or
 /// cannot be parsed.
 pub(crate) fn strip_quotes(html: &str) -> Option<String> {
+    if too_deep(html) {
+        return None;
+    }
     let config = html2text::config::plain_no_decorate();
     let dom = config.parse_html(html.as_bytes()).ok()?;
     if !prune(&dom.document) {
@@ -47,10 +50,84 @@ pub(crate) fn strip_quotes(html: &str) -> Option<String> {
 /// Renders the whole HTML to text (for a message whose text part is
 /// empty).
 pub(crate) fn to_text(html: &str) -> String {
+    if too_deep(html) {
+        return strip_tags(html);
+    }
     let config = html2text::config::plain_no_decorate();
     config
         .string_from_read(html.as_bytes(), RENDER_WIDTH)
         .unwrap_or_default()
+}
+
+/// Nesting beyond which we do not hand HTML to html5ever: its tree
+/// builder is quadratic in depth (20,000 nested `<div>`s take seconds),
+/// while real mail, even a long Gmail thread, stays in the hundreds.
+const MAX_DEPTH: usize = 1_000;
+
+/// Elements that never (void) or rarely (implied end tags) get a closing
+/// tag; they do not count towards the depth estimate.
+const UNCLOSED: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr", "p", "li", "td", "th", "tr", "option", "dt", "dd", "o:p",
+];
+
+/// A linear scan estimating the element nesting depth from start and end
+/// tags; true when it exceeds [`MAX_DEPTH`].
+pub(crate) fn too_deep(html: &str) -> bool {
+    let mut depth: usize = 0;
+    let mut rest = html;
+    while let Some(pos) = rest.find('<') {
+        rest = rest.get(pos + 1..).unwrap_or("");
+        let closing = rest.starts_with('/');
+        let name_part = if closing {
+            rest.get(1..).unwrap_or("")
+        } else {
+            rest
+        };
+        let name: String = name_part
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == ':')
+            .take(16)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if name.is_empty() || UNCLOSED.contains(&name.as_str()) {
+            continue;
+        }
+        if closing {
+            depth = depth.saturating_sub(1);
+        } else {
+            // Look only up to the next '<' or '>', so a tag without an
+            // end never makes the scan quadratic.
+            let self_closing = rest
+                .find(['<', '>'])
+                .filter(|&end| rest.get(end..).is_some_and(|r| r.starts_with('>')))
+                .and_then(|end| rest.get(..end))
+                .is_some_and(|tag| tag.ends_with('/'));
+            if !self_closing {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Text of HTML too deep to parse: tags dropped, nothing else done. Only
+/// for hostile input; its quotes are not found.
+fn strip_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Removes quote elements below `root`; true when something was removed.

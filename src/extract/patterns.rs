@@ -16,7 +16,9 @@ use regex::Regex;
 pub(crate) const MAX_WINDOW_LINES: usize = 3;
 
 /// A real attribution line is short; longer windows are prose and are
-/// never matched, which also bounds the regex work per line.
+/// never matched, which also bounds the regex work per line. (The
+/// patterns use `.*` rather than bounded repeats: the window is already
+/// bounded, and `.{0,500}` over Unicode compiles to a huge automaton.)
 pub(crate) const MAX_WINDOW_CHARS: usize = 600;
 
 /// Compiles a pattern written in this file. The patterns are constants,
@@ -33,29 +35,29 @@ pub(crate) static ATTRIBUTION_STRONG: LazyLock<Regex> = LazyLock::new(|| {
     compile(concat!(
         r"(?i)^(?:",
         // en (Gmail, Apple Mail, Thunderbird, Zoho "---- On … wrote ----")
-        r"(?:on|at)\s.{0,500}\b(?:wrote|writes|said)\s*:?",
+        r"(?:on|at)\s.*\b(?:wrote|writes)\s*:?",
         // de
-        r"|am\s.{0,500}\bschrieb\b.{0,300}[:：]",
+        r"|am\s.*\bschrieb\b.*[:：]",
         // fr
-        r"|le\s.{0,500}\bécrit\s*[:：]",
+        r"|le\s.*\bécrit\s*[:：]",
         // es
-        r"|el\s.{0,500}\bescribió\s*[:：]",
+        r"|el\s.*\bescribió\s*[:：]",
         // it
-        r"|il\s.{0,500}\bscritto\s*[:：]",
+        r"|il\s.*\bscritto\s*[:：]",
         // pt
-        r"|(?:em|no dia|a)\s.{0,500}\bescreveu\s*[:：]",
+        r"|(?:em|no dia|a)\s.*\bescreveu\s*[:：]",
         // nl (Apple: "Op … heeft X het volgende geschreven:")
-        r"|op\s.{0,500}\b(?:schreef|geschreven)\b.{0,300}[:：]",
+        r"|op\s.*\b(?:schreef|geschreven)\b.*[:：]",
         // sv, da, nb ("Den 15. jun. 2016 kl. 20.42 skrev X:")
-        r"|den\s.{0,500}\bskrev\b.{0,300}[:：]",
+        r"|den\s.*\bskrev\b.*[:：]",
         // pl
-        r"|(?:w dniu|dnia)\s.{0,500}\b(?:pisze|napisał|napisała|napisał\(a\))\s*[:：]",
+        r"|(?:w dniu|dnia)\s.*\b(?:pisze|napisał|napisała|napisał\(a\))\s*[:：]",
         // cs
-        r"|dne\s.{0,500}\b(?:napsal|napsala|napsal\(a\))\s*[:：]",
+        r"|dne\s.*\b(?:napsal|napsala|napsal\(a\))\s*[:：]",
         // zh (Apple Mail: "在 2016年12月12日，下午8:45，X 写道：")
-        r"|在.{0,500}(?:写道|寫道)\s*[:：]",
+        r"|在.*(?:写道|寫道)\s*[:：]",
         // ja ("… さんは書きました:", "… のメッセージ:")
-        r"|.{0,500}(?:書きました|のメッセージ)\s*[:：]",
+        r"|.*(?:書きました|のメッセージ)\s*[:：]",
         r")$"
     ))
 });
@@ -67,15 +69,15 @@ pub(crate) static ATTRIBUTION_STRONG: LazyLock<Regex> = LazyLock::new(|| {
 /// [`looks_like_attribution_evidence`].
 pub(crate) static ATTRIBUTION_GENERIC: LazyLock<Regex> = LazyLock::new(|| {
     compile(concat!(
-        r"(?i)^.{0,500}(?:",
+        r"(?i)^.*(?:",
         r"\b(?:wrote|writes)",
-        r"|\bschrieb\b.{0,300}",
+        r"|\bschrieb\b.*",
         r"|\bécrit",
         r"|\bescribió",
         r"|\bha scritto",
         r"|\bescreveu",
         r"|\b(?:schreef|geschreven)",
-        r"|\bskrev\b.{0,300}",
+        r"|\bskrev\b.*",
         r"|\bkirjoitti",
         r"|\b(?:pisze|napisał|napisała|napisał\(a\))",
         r"|\b(?:пишет|написал|написала|написал\(а\)|пише|написав)",
@@ -97,7 +99,7 @@ pub(crate) static ATTRIBUTION_GENERIC: LazyLock<Regex> = LazyLock::new(|| {
 /// Weak evidence: it only counts when quoted text or nothing follows.
 pub(crate) static ATTRIBUTION_WEAK: LazyLock<Regex> = LazyLock::new(|| {
     compile(concat!(
-        r"^.{0,300}(?:\d{1,2}[:.]\d{2}|\d{4}).{0,300}",
+        r"^.*(?:\d{1,2}[:.]\d{2}|\d{4}).*",
         r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+[\]>)\x22'\s]*[:：]$"
     ))
 });
@@ -106,9 +108,7 @@ pub(crate) static ATTRIBUTION_WEAK: LazyLock<Regex> = LazyLock::new(|| {
 /// sometimes without the colon: "2013/7/20 sam <sam@example.com>",
 /// "2016-10-24 15:36 GMT+02:00 Foo <foo@example.com>:".
 pub(crate) static ATTRIBUTION_DATE_FIRST: LazyLock<Regex> = LazyLock::new(|| {
-    compile(
-        r"^\d{4}\s?[-/.年]\s?\d{1,2}\s?[-/.月]\s?\d{1,2}日?\b.{0,300}<[^<>\s]+@[^<>\s]+>\s*[:：]?$",
-    )
+    compile(r"^\d{4}\s?[-/.年]\s?\d{1,2}\s?[-/.月]\s?\d{1,2}日?\b.*<[^<>\s]+@[^<>\s]+>\s*[:：]?$")
 });
 
 /// True when an attribution window without a leading keyword carries the
@@ -287,4 +287,3 @@ pub(crate) const DEVICE_WORDS: &[&str] = &[
     "macbook",
     "watch",
 ];
-

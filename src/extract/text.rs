@@ -7,8 +7,8 @@
 
 use super::patterns::{
     ATTRIBUTION_DATE_FIRST, ATTRIBUTION_GENERIC, ATTRIBUTION_STRONG, ATTRIBUTION_WEAK,
-    DEVICE_WORDS, FORWARD_MARKER, HEADER_FROM, HEADER_OTHER, MAX_WINDOW_CHARS,
-    MAX_WINDOW_LINES, MOBILE_SIGNATURE, ORIGINAL_MESSAGE, looks_like_attribution_evidence,
+    DEVICE_WORDS, FORWARD_MARKER, HEADER_FROM, HEADER_OTHER, MAX_WINDOW_CHARS, MAX_WINDOW_LINES,
+    MOBILE_SIGNATURE, ORIGINAL_MESSAGE, looks_like_attribution_evidence,
 };
 
 /// How deep forwarded messages are unpacked: a forward of a forward is
@@ -168,6 +168,7 @@ fn wrapped_quote_run(lines: &[&str], i: usize) -> Option<usize> {
     }
     let mut j = i;
     while let Some(l) = lines.get(j) {
+        work(l.len());
         if is_blank(l) {
             return None;
         }
@@ -194,6 +195,7 @@ impl TopCount {
     fn advance(&mut self, lines: &[&str], keep: &[bool], i: usize) -> usize {
         for (l, k) in lines.iter().zip(keep).take(i).skip(self.counted) {
             if *k && !is_blank(l) && !is_mobile_signature(l) {
+                work(l.len());
                 self.chars += l.trim().chars().count();
             }
         }
@@ -234,6 +236,7 @@ fn unpack_forward(lines: &[&str], start: usize, depth: u8) -> TextParts {
 /// Which separator, if any, starts at line `i` (a non-blank, unquoted line).
 fn separator_at(lines: &[&str], i: usize, forward_subject: bool) -> Option<Separator> {
     let line = lines.get(i)?.trim();
+    work(line.len());
     if FORWARD_MARKER.is_match(line) {
         return Some(Separator::Forward { lines: 1 });
     }
@@ -289,6 +292,7 @@ fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
             return None;
         }
         let candidate = strip_decoration(&window);
+        work(candidate.len());
         if !ends_like_attribution(candidate) {
             continue;
         }
@@ -353,6 +357,7 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
     let mut others = 0;
     let mut blanks = 0;
     for l in lines.iter().skip(i + 1).take(HEADER_BLOCK_SPAN) {
+        work(l.len());
         if is_blank(l) {
             blanks += 1;
             if blanks > 1 {
@@ -532,13 +537,32 @@ fn join_trimmed(lines: &[&str]) -> String {
         .take(end)
         .position(|l| !is_blank(l))
         .unwrap_or(end);
-    lines
-        .get(start..end)
-        .unwrap_or_default()
-        .iter()
-        .map(|l| l.trim_end())
-        .collect::<Vec<_>>()
-        .join("\n")
+    // Removed quotes leave runs of blank lines; one is enough.
+    let mut out: Vec<&str> = Vec::new();
+    let mut previous_blank = false;
+    for l in lines.get(start..end).unwrap_or_default() {
+        let blank = is_blank(l);
+        if !(blank && previous_blank) {
+            out.push(if blank { "" } else { l.trim_end() });
+        }
+        previous_blank = blank;
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes handed to the line rules (and their regexes) on this thread:
+    /// the tests assert it grows linearly with the input, without timing.
+    pub(crate) static WORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Records `bytes` of rule work (tests only; free otherwise).
+fn work(bytes: usize) {
+    #[cfg(test)]
+    WORK.with(|w| w.set(w.get() + bytes));
+    #[cfg(not(test))]
+    let _ = bytes;
 }
 
 /// CRLF and lone CR become LF, so every rule sees the same lines.

@@ -5,11 +5,31 @@
 //! msg-id shaped, the subject is one line of printable text. A customer's
 //! subject or name cannot add a header (`\r\nBcc: …`) or a recipient.
 //!
-//! Automatic mail follows RFC 3834: `Auto-Submitted: auto-replied` on
-//! acknowledgements, `auto-generated` on alerts and notices, plus the
-//! fields other responders honour (`X-Auto-Response-Suppress` for
-//! Exchange, `Precedence: bulk` for older vacation programs) so that two
-//! robots never answer each other.
+//! Automatic mail follows RFC 3834 so that two robots never answer each
+//! other. What each field is for, and what we deliberately leave out:
+//!
+//! - `Auto-Submitted: auto-replied` on acknowledgements (a direct answer
+//!   to one message, RFC 3834 §5.2) and `auto-generated` on warnings,
+//!   escalations and other notices (caused by an event, not a message).
+//!   Compliant responders (Sieve vacation, Exchange, Gmail, most ticket
+//!   systems) never answer either. Agents' replies carry none: a person
+//!   wrote them and the customer's own auto-reply to them is fine.
+//! - `X-Auto-Response-Suppress: OOF, AutoReply` asks Exchange and Outlook
+//!   not to send out-of-office or rule replies. Not `All`: that also
+//!   suppresses non-delivery reports, and a bounce is what tells the
+//!   planner to stop writing to a dead address.
+//! - `Precedence: bulk` for the vacation(1)-style responders that predate
+//!   RFC 3834 and look only at Precedence (bulk, junk, list). RFC 2076
+//!   calls the field non-standard and RFC 3834 neither asks for it nor
+//!   forbids it. Not `junk` (filters read it as spam; old sendmail drops
+//!   error returns for it) and not `list`, nor a `List-Id`: these are not
+//!   list messages, and list fields make clients offer unsubscribe buttons
+//!   and filters file acknowledgements away with newsletters. The cost of
+//!   `bulk`: sendmail returns bounces of negative-precedence mail without
+//!   the body, which still carries our Message-ID in the headers part.
+//! - `X-Loop: <mailbox address>` on everything we send, so our own mail
+//!   coming back (a forward, a misconfigured alias) is recognised as a
+//!   loop and never opens or answers a ticket.
 
 use jiff::Timestamp;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
@@ -194,7 +214,10 @@ pub fn compose(
             };
             b = b
                 .raw_header(raw_header("Auto-Submitted", value.to_owned()))
-                .raw_header(raw_header("X-Auto-Response-Suppress", "All".to_owned()))
+                .raw_header(raw_header(
+                    "X-Auto-Response-Suppress",
+                    "OOF, AutoReply".to_owned(),
+                ))
                 .raw_header(raw_header("Precedence", "bulk".to_owned()));
         }
         Automation::Human => {}
@@ -283,7 +306,10 @@ mod tests {
         .unwrap();
         let t = text(&c);
         assert!(t.contains("Auto-Submitted: auto-replied\r\n"), "{t}");
-        assert!(t.contains("X-Auto-Response-Suppress: All\r\n"));
+        assert!(t.contains("X-Auto-Response-Suppress: OOF, AutoReply\r\n"));
+        assert!(t.contains("Precedence: bulk\r\n"));
+        assert!(t.contains("X-Loop: support@example.com\r\n"));
+        assert!(!t.contains("List-"), "not a list message");
         assert!(t.contains("Message-ID: <pdt1.1.abc.def@example.com>\r\n"));
         assert!(t.contains("In-Reply-To: <orig@customer.test>\r\n"));
         assert!(
@@ -359,6 +385,82 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// Every header line of `c`, unfolded.
+    fn header_lines(c: &Composed) -> Vec<String> {
+        let t = text(c);
+        let head = t.split("\r\n\r\n").next().unwrap_or_default();
+        let mut out: Vec<String> = Vec::new();
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = out.last_mut() {
+                    last.push_str(line);
+                }
+            } else {
+                out.push(line.to_owned());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn injection_through_names_and_message_ids_is_neutralised() {
+        let mut r = row("ack", "c@customer.test");
+        r.in_reply_to = Some("orig@customer.test\r\nBcc: victim@evil.test".into());
+        r.references = vec![
+            "ok@customer.test".into(),
+            "x@y\r\nX-Injected: 1".into(),
+            "a@b>\r\nBcc: <v@evil.test".into(),
+            "\"quoted\"@customer.test".into(),
+        ];
+        let mut mb = mailbox();
+        mb.display_name = Some("Support\r\nBcc: victim@evil.test\r\nX-Injected: 2".into());
+        let c = compose(&r, &rendered("s"), &mb, Timestamp::now()).unwrap();
+        let lines = header_lines(&c);
+        for l in &lines {
+            let name = l.split(':').next().unwrap_or_default().to_ascii_lowercase();
+            assert!(
+                !["bcc", "x-injected"].contains(&name.as_str()),
+                "injected header {l:?} in {lines:#?}"
+            );
+        }
+        assert!(
+            !lines.iter().any(|l| l.starts_with("In-Reply-To:")),
+            "an invalid In-Reply-To is dropped: {lines:#?}"
+        );
+        let refs: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("References:"))
+            .collect();
+        assert_eq!(refs, vec!["References: <ok@customer.test>"]);
+        let from: Vec<&String> = lines.iter().filter(|l| l.starts_with("From:")).collect();
+        assert_eq!(from.len(), 1, "{lines:#?}");
+        assert!(from[0].ends_with("<support@example.com>"), "{from:?}");
+        assert_eq!(c.recipients, vec!["c@customer.test"]);
+    }
+
+    #[test]
+    fn a_hostile_non_ascii_subject_stays_one_encoded_header() {
+        let c = compose(
+            &row("ack", "c@customer.test"),
+            &rendered("[PD-1] Grüße\u{2028}Bcc: v@evil.test\u{85}X-Injected: 1"),
+            &mailbox(),
+            Timestamp::now(),
+        )
+        .unwrap();
+        let lines = header_lines(&c);
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with("Subject:")).count(),
+            1
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Injected:")),
+            "{lines:#?}"
+        );
+        assert!(text(&c).is_ascii(), "headers are encoded, body is QP");
     }
 
     #[test]

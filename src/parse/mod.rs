@@ -34,6 +34,13 @@ pub const SYNTHETIC_ID_DOMAIN: &str = "synthetic.postdesk.invalid";
 /// (html2text is slowest at narrow widths, where it wraps everything.)
 const HTML_TEXT_WIDTH: usize = 1_000;
 
+/// Beyond this nesting depth html2text gets slow (its layout is
+/// super-linear in depth); real mail HTML stays far below it.
+const HTML2TEXT_MAX_DEPTH: usize = 200;
+
+/// Beyond this size html2text is not worth its time (~40 MB/s).
+const HTML2TEXT_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// The header fields that make two deliveries "the same message", in the
 /// order they enter the content hash. Trace fields (Received,
 /// Return-Path, Delivered-To, X-Original-To) differ per delivery and are
@@ -265,9 +272,16 @@ fn repaired_bodies(msg: &Message<'_>, raw: &[u8]) -> (Option<String>, Option<Str
 /// html2text handles tables, lists and entities; mail-parser's own
 /// converter is the fallback should it fail.
 fn html_to_text(html: &str) -> String {
-    let converted = html2text::config::plain_no_decorate()
-        .string_from_read(html.as_bytes(), HTML_TEXT_WIDTH)
-        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html));
+    // html2text is super-linear in nesting depth (100,000 nested <div>s
+    // take minutes): hostile or huge HTML gets mail-parser's linear
+    // converter instead.
+    let converted = if html.len() > HTML2TEXT_MAX_BYTES || nesting_depth(html) > HTML2TEXT_MAX_DEPTH {
+        mail_parser::decoders::html::html_to_text(html)
+    } else {
+        html2text::config::plain_no_decorate()
+            .string_from_read(html.as_bytes(), HTML_TEXT_WIDTH)
+            .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
+    };
     // html2text pads lines of table cells and block ends with spaces.
     let mut out = String::with_capacity(converted.len());
     for line in converted.lines() {
@@ -277,6 +291,42 @@ fn html_to_text(html: &str) -> String {
     let trimmed_len = out.trim_end().len();
     out.truncate(trimmed_len);
     out
+}
+
+/// The deepest element nesting of an HTML document, estimated in one
+/// pass: an opening tag adds one (void and self-closing elements do not),
+/// a closing tag subtracts one. Elements closed implicitly (`<p>`, `<li>`)
+/// make it an overestimate, which only errs toward the safe converter.
+fn nesting_depth(html: &str) -> usize {
+    const VOID: &[&str] = &[
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "!--", "!doctype", "?xml",
+    ];
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for at in memchr::memchr_iter(b'<', bytes) {
+        let rest = bytes.get(at + 1..).unwrap_or_default();
+        match rest.first() {
+            Some(b'/') => depth = depth.saturating_sub(1),
+            Some(c) if c.is_ascii_alphabetic() => {
+                let name_len = rest
+                    .iter()
+                    .position(|b| !b.is_ascii_alphanumeric())
+                    .unwrap_or(rest.len());
+                let name = rest.get(..name_len).unwrap_or_default().to_ascii_lowercase();
+                let is_void = VOID.iter().any(|v| v.as_bytes() == name.as_slice());
+                let self_closing = memchr::memchr(b'>', rest)
+                    .and_then(|end| rest.get(..end))
+                    .is_some_and(|tag| tag.ends_with(b"/"));
+                if !is_void && !self_closing {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Every attachment in message order: files, inline images, returned

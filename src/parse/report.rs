@@ -37,7 +37,10 @@ const RETURNED_MARKERS: &[&str] = &[
     "original message --",
     "returned message",
     "unsent message below",
-    "the original message was received",
+    "message header follows",
+    "message headers follow",
+    "original message header follows",
+    "attachment is a copy of the message",
     "headers of the original message",
     "here is a copy of the first part of the message",
     "this is a copy of the headers",
@@ -48,6 +51,20 @@ const RETURNED_MARKERS: &[&str] = &[
     "----- original message",
     "------ original message",
     "copy of the original message",
+];
+
+/// Words of delay warnings (the MTA keeps trying), lowercased.
+const DELAY_WORDS: &[&str] = &[
+    "delayed",
+    "will retry",
+    "will be retried",
+    "still trying",
+    "still being retried",
+    "not yet been delivered",
+    "delivery attempts will continue",
+    "will continue to try",
+    "this is a warning",
+    "warning only",
 ];
 
 /// Local parts of the addresses mail systems send bounces from.
@@ -281,6 +298,9 @@ pub(super) fn extract(msg: &Message<'_>, raw: &[u8], env: &Envelope<'_>) -> Opti
 
     returned_message_ids(msg, raw, &mut report);
 
+    if report.recipients.is_empty() {
+        nested_report(msg, &mut report);
+    }
     let first_text = first_text_part(msg, raw);
     if report.recipients.is_empty()
         && let Some(text) = first_text.as_deref()
@@ -387,6 +407,31 @@ fn ses_notification(text: &str) -> Option<DeliveryReport> {
         .unwrap_or_default();
     push_unique(&mut report.original_message_ids, clean_id(&common_id));
     Some(report)
+}
+
+/// A report wrapped in a message/rfc822 part (some gateways forward the
+/// DSN as an attachment of a plain message): its recipients and ids.
+fn nested_report(msg: &Message<'_>, report: &mut DeliveryReport) {
+    for part in &msg.parts {
+        let PartType::Message(nested) = &part.body else {
+            continue;
+        };
+        let nested_raw = nested.raw_message.as_ref();
+        for inner in &nested.parts {
+            if report_part_kind(inner).is_some() {
+                let bytes = part_bytes(inner, nested_raw);
+                read_status_fields(&bytes_to_text(&bytes), report);
+            }
+        }
+        if !report.recipients.is_empty() {
+            // The wrapper's own returned message is the report itself.
+            if let Some(own) = nested.message_id().map(clean_id) {
+                report.original_message_ids.retain(|id| *id != own);
+            }
+            returned_message_ids(nested, nested_raw, report);
+            return;
+        }
+    }
 }
 
 /// The report type a part carries, when it is the machine-readable part of
@@ -628,8 +673,21 @@ fn text_parts<'m>(msg: &'m Message<'_>, raw: &'m [u8]) -> impl Iterator<Item = C
     })
 }
 
+/// The first text/plain part, or the first HTML part as rough text for
+/// bounces that only have HTML (Exchange 5.5, some Chinese MTAs).
 fn first_text_part<'m>(msg: &'m Message<'_>, raw: &'m [u8]) -> Option<Cow<'m, str>> {
-    text_parts(msg, raw).next()
+    text_parts(msg, raw).next().or_else(|| {
+        msg.parts.iter().find_map(|part| match &part.body {
+            PartType::Html(html) => {
+                let html = super::text::part_text(html, part, raw);
+                let html = truncate(html, SCAN_LIMIT);
+                // mail-parser's converter: fast, and tags are all that
+                // must go for the line rules below.
+                Some(Cow::Owned(mail_parser::decoders::html::html_to_text(&html)))
+            }
+            _ => None,
+        })
+    })
 }
 
 fn truncate(text: Cow<'_, str>, limit: usize) -> Cow<'_, str> {
@@ -703,19 +761,8 @@ fn recipients_from_text(section: &str, env: &Envelope<'_>, report: &mut Delivery
         !own.contains(&key) && !is_daemon_address(&key)
     };
     let lower_all = section.to_ascii_lowercase();
-    let delayed = [
-        "delayed",
-        "will retry",
-        "will be retried",
-        "still trying",
-        "not yet been delivered",
-        "warning:",
-    ]
-    .iter()
-    .any(|w| lower_all.contains(w))
-        || ["delay", "warning"]
-            .iter()
-            .any(|w| env.subject.to_ascii_lowercase().contains(w));
+    let subject = env.subject.to_ascii_lowercase();
+    let delayed = DELAY_WORDS.iter().any(|w| lower_all.contains(w)) || subject.contains("delay");
     let action = if delayed { "delayed" } else { "failed" };
 
     let lines: Vec<&str> = section.lines().collect();

@@ -432,3 +432,10 @@ fn peak_rss_bytes() -> Option<usize> {
     let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+#[test]
+fn deeply_nested_html_does_not_reach_html2text() {
+    let html = format!("{}x", "<div>".repeat(300));
+    assert!(nesting_depth(&html) >= 300, "{}", nesting_depth(&html));
+    assert_eq!(nesting_depth("<p>a<br>b<img src=x/></p><!-- c --><div><span>d</span></div>"), 2);
+}

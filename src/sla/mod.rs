@@ -2,6 +2,8 @@
 //! due times into warnings and escalations.
 
 pub mod calendar;
+pub mod clock;
+pub mod timer;
 
 use std::time::Duration;
 

@@ -5,6 +5,7 @@
 //! message is flagged or moved). It never decides anything about a
 //! message; the pipeline does.
 
+pub mod imap;
 pub mod maildir;
 pub mod mbox;
 

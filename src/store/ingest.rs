@@ -327,6 +327,18 @@ pub fn lookup(
             }
         }
         ids.truncate(MAX_REFERENCE_LOOKUPS);
+        // A reply to one of our warnings or escalations comes from our own
+        // team: it belongs on the ticket, but it is not an answer to the
+        // customer.
+        let mut alert_of = conn.prepare_cached(
+            "SELECT ticket_id FROM outbox WHERE message_id = ?1 AND kind IN ('warning', 'escalation') AND ticket_id IS NOT NULL",
+        )?;
+        for id in &ids {
+            if let Some(t) = alert_of.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+                candidates.alert_reply = Some((t, id.clone()));
+                break;
+            }
+        }
         for (ticket, id) in thread::token_tickets(&ids, &policy.key) {
             if ticket_exists(conn, ticket)? {
                 candidates.token = Some((ticket, id));
@@ -510,6 +522,10 @@ fn apply(
     }
     for e in &plan.events {
         insert_event(tx, now, ticket_id, message_row, e.kind, &e.detail)?;
+    }
+    // The response clock follows the events, in the same transaction.
+    if let Some(t) = ticket_id {
+        super::sla::on_ingest(tx, cfg, t, plan, m, message_row, now)?;
     }
     for d in &plan.outbox {
         let Some(t) = ticket_id else { continue };

@@ -15,9 +15,12 @@
 //! has the figures).
 
 pub mod handle;
+pub mod imap_state;
 pub mod ingest;
 pub mod outbox;
+pub mod quarantine;
 pub mod query;
+pub mod sla;
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -32,7 +35,10 @@ use crate::token::{MIN_SECRET_BYTES, TokenKey};
 
 /// The schema, one migration per file; each runs in its own transaction
 /// with its version bump (`PRAGMA user_version`).
-const MIGRATION_FILES: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATION_FILES: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_sla.sql"),
+];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
     LazyLock::new(|| Migrations::new(MIGRATION_FILES.iter().map(|sql| M::up(sql)).collect()));

@@ -753,3 +753,43 @@ fn automatic_mail_on_one_ticket_stops_after_the_cap() {
     tx.commit().unwrap();
     assert_eq!(e.count("SELECT count(*) FROM outbox"), 2);
 }
+
+#[test]
+fn a_reply_to_our_alert_is_internal_and_leaves_the_ticket_alone() {
+    let mut e = Env::new("[[queues]]\nname = \"general\"\n[[queues.escalation]]\ncontacts = [\"lead@example.com\"]\n");
+    e.ingest(&mail("ann@customer.test", "a1@customer.test", "Cannot log in", "", BODY_EN));
+    // An escalation mail about ticket 1, as the SLA timer queues it.
+    let alert_id = e.policy.key.mint(1, "example.com");
+    crate::store::outbox::insert(
+        &e.store.conn,
+        &crate::store::outbox::NewRow {
+            kind: "escalation",
+            dedup_key: "escalation:1:1:1".into(),
+            ticket_id: Some(1),
+            mailbox: "support".into(),
+            message_id: alert_id.clone(),
+            to_addr: "lead@example.com".into(),
+            cc_addrs: vec![],
+            language: "en".into(),
+            context: serde_json::json!({}),
+            in_reply_to: None,
+            references: vec![],
+            automatic: true,
+            due_at: e.now,
+        },
+        e.now,
+    )
+    .unwrap();
+    let r = e.ingest(&mail(
+        "lead@example.com",
+        "lead-1@example.com",
+        "Re: [PD-1] Escalation",
+        &format!("In-Reply-To: <{alert_id}>\n"),
+        "I am taking this one myself.",
+    ));
+    assert_eq!((r.outcome, r.ticket), (Outcome::Threaded, Some(1)), "{r:?}");
+    assert!(r.reason.starts_with("internal"), "{}", r.reason);
+    assert_eq!(e.status(1), "open", "the customer still waits for an answer");
+    assert_eq!(e.count("SELECT count(*) FROM events WHERE kind = 'agent.responded'"), 0);
+    assert_eq!(e.count("SELECT count(*) FROM events WHERE kind = 'alert.replied' AND ticket_id = 1"), 1);
+}

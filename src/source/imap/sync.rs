@@ -1,0 +1,713 @@
+//! Opening a folder and fetching what is new, exactly once.
+//!
+//! New means: UID above the checkpoint kept in SQLite for the folder's
+//! UIDVALIDITY. Sizes and INTERNALDATEs come first (one small FETCH); a
+//! message over `ingest.max_message_size` is quarantined from its headers
+//! (`BODY.PEEK[HEADER]`) and never loaded. Bodies (`BODY.PEEK[]`, never
+//! setting `\Seen`) come in batches of at most `batch_size` messages and
+//! [`MAX_BATCH_BYTES`]; each batch is analyzed on the blocking pool and
+//! committed in one transaction together with its checkpoint and owed
+//! actions, while the next batch downloads. Only after the commit are the
+//! messages flagged or moved on the server and the owed actions deleted.
+
+use std::collections::{HashMap, HashSet};
+
+use async_imap::types::Fetch;
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+
+use super::actions::{self, Action};
+use super::connect::Connection;
+use super::{COMMAND_TIMEOUT, Folder, ImapError, timed, utf7};
+use crate::config::Backlog;
+use crate::daemon::{PassSummary, Shared};
+use crate::health::Heartbeat;
+use crate::mail::{Origin, RawMail};
+use crate::pipeline::{self, Analyzer};
+use crate::plan::Outcome;
+use crate::store::StoreError;
+use crate::store::imap_state::{self, FolderState};
+use crate::store::ingest::{
+    Checkpoint, IngestItem, IngestReport, MailboxAction, SourceEffects, Work,
+};
+
+/// Most body bytes fetched and held per batch: bounds memory (two batches
+/// are in flight per folder: one committing, one downloading) whatever
+/// `batch_size` says.
+pub const MAX_BATCH_BYTES: u64 = 4 << 20;
+
+/// The folder as selected in this session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    pub uidvalidity: u32,
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncDone {
+    /// `shared.stop` was cancelled: the batch in hand was committed and
+    /// its actions run; the rest waits for the next start.
+    pub stopped: bool,
+    /// Messages committed (duplicates and quarantined ones included).
+    pub messages: usize,
+}
+
+/// What the size listing says about one new message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Meta {
+    uid: u32,
+    size: u64,
+    arrived: Option<Timestamp>,
+}
+
+/// A fetched message: its bytes, or only its header section when it is
+/// over the size limit.
+#[derive(Debug)]
+struct Fetched {
+    meta: Meta,
+    content: Content,
+}
+
+#[derive(Debug)]
+enum Content {
+    Whole(Vec<u8>),
+    TooLarge { head: Vec<u8> },
+}
+
+/// SELECTs the folder and reconciles it with SQLite: first contact applies
+/// the backlog setting, a changed UIDVALIDITY starts a rescan; then the
+/// actions owed from an earlier session are carried out.
+pub async fn open_folder(
+    shared: &Shared,
+    conn: &mut Connection,
+    folder: &Folder,
+) -> Result<Opened, ImapError> {
+    let wire = utf7::encode(&folder.name);
+    let mbox = timed("SELECT", COMMAND_TIMEOUT, async {
+        conn.session.select(&wire).await.map_err(|e| match e {
+            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+                ImapError::Folder {
+                    folder: folder.name.clone(),
+                    reason: text,
+                }
+            }
+            e => ImapError::protocol("SELECT", e),
+        })
+    })
+    .await?;
+    let uidvalidity = mbox
+        .uid_validity
+        .ok_or_else(|| ImapError::NoUidValidity(folder.name.clone()))?;
+    let source = folder.source();
+    let s = source.clone();
+    let state = shared
+        .store
+        .call(move |c| imap_state::folder_state(c, &s))
+        .await
+        .map_err(ImapError::Store)?;
+    match state {
+        None => {
+            let uid_next = match mbox.uid_next {
+                Some(n) => n,
+                None => highest_uid(conn).await?.saturating_add(1),
+            };
+            let backlog = folder.backlog();
+            let first = first_contact_state(backlog, uidvalidity, uid_next, mbox.exists);
+            tracing::info!(
+                backlog = ?backlog,
+                messages = mbox.exists,
+                uidvalidity,
+                "First contact with this folder."
+            );
+            let s = source.clone();
+            shared
+                .store
+                .call(move |c| imap_state::first_contact(c, &s, first, Timestamp::now()))
+                .await
+                .map_err(ImapError::Store)?;
+        }
+        Some(st) if st.uidvalidity != uidvalidity => {
+            let s = source.clone();
+            let dropped = shared
+                .store
+                .call(move |c| imap_state::uidvalidity_changed(c, &s, uidvalidity))
+                .await
+                .map_err(ImapError::Store)?;
+            tracing::warn!(
+                old = st.uidvalidity,
+                new = uidvalidity,
+                dropped_actions = dropped,
+                "UIDVALIDITY changed: rescanning the folder; messages already stored are recognized by Message-ID and content hash."
+            );
+        }
+        Some(_) => {}
+    }
+    actions::run_pending(shared, conn, folder, uidvalidity).await?;
+    conn.drain_unsolicited();
+    Ok(Opened { uidvalidity })
+}
+
+/// The state written at first contact. `uid_next` is the UID the next
+/// message will get: everything below it is the backlog.
+fn first_contact_state(
+    backlog: Backlog,
+    uidvalidity: u32,
+    uid_next: u32,
+    exists: u32,
+) -> FolderState {
+    let (last_uid, backlog_end) = match backlog {
+        Backlog::All => (0, None),
+        Backlog::Unseen if exists > 0 => (0, Some(uid_next)),
+        Backlog::Unseen | Backlog::None => (uid_next.saturating_sub(1), None),
+    };
+    FolderState {
+        uidvalidity,
+        last_uid,
+        backlog_end,
+    }
+}
+
+/// One pass: fetches, commits and acts on everything new in the selected
+/// folder. `summary` collects the reports in `--once` mode.
+pub async fn sync(
+    shared: &Shared,
+    conn: &mut Connection,
+    folder: &Folder,
+    opened: &Opened,
+    heartbeat: &Heartbeat,
+    mut summary: Option<&mut PassSummary>,
+) -> Result<SyncDone, ImapError> {
+    let source = folder.source();
+    let s = source.clone();
+    let state = shared
+        .store
+        .call(move |c| imap_state::folder_state(c, &s))
+        .await
+        .map_err(ImapError::Store)?
+        .filter(|st| st.uidvalidity == opened.uidvalidity)
+        .ok_or_else(|| {
+            ImapError::Store(StoreError::Corrupt(format!(
+                "the checkpoint of {source} vanished or changed during the session"
+            )))
+        })?;
+    let from = state.last_uid.saturating_add(1);
+    let mut metas = list_new(conn, from).await?;
+    if let Some(end) = state.backlog_end
+        && from < end
+        && !metas.is_empty()
+    {
+        let unseen = search_unseen(conn, from, end - 1).await?;
+        metas.retain(|m| m.uid >= end || unseen.contains(&m.uid));
+    }
+    let mut done = SyncDone::default();
+    if !metas.is_empty() {
+        tracing::debug!(messages = metas.len(), from_uid = from, "New messages.");
+    }
+    let limit = shared.analyzer.max_message_size();
+    let batches = plan_batches(&metas, folder.config.batch_size, limit as u64);
+    // (first UID, task) of the batch being analyzed and committed.
+    let mut inflight: Option<(u32, tokio::task::JoinHandle<Committed>)> = None;
+    for batch in batches {
+        if shared.stop.is_cancelled() {
+            done.stopped = true;
+            break;
+        }
+        heartbeat.beat();
+        let fetched = match fetch_batch(conn, &batch, limit as u64).await {
+            Ok(f) => f,
+            Err(e) => {
+                // Settle what is committing (a failure there must rewind
+                // the checkpoint); its actions stay owed for next time.
+                if let Some((first, h)) = inflight.take() {
+                    let committed = join(first, h).await;
+                    let _ = settle(shared, folder, opened, committed, summary.as_deref_mut()).await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some((first, h)) = inflight.take() {
+            let committed = join(first, h).await;
+            done.messages += finish(shared, conn, folder, opened, committed, &mut summary).await?;
+        }
+        let first = batch.first().map_or(0, |m| m.uid);
+        inflight = Some((
+            first,
+            tokio::spawn(analyze_and_store(
+                shared.clone(),
+                folder.clone(),
+                opened.uidvalidity,
+                fetched,
+            )),
+        ));
+    }
+    if let Some((first, h)) = inflight.take() {
+        let committed = join(first, h).await;
+        done.messages += finish(shared, conn, folder, opened, committed, &mut summary).await?;
+    }
+    if !done.stopped
+        && let Some(end) = state.backlog_end
+    {
+        let s = source.clone();
+        let v = opened.uidvalidity;
+        shared
+            .store
+            .call(move |c| imap_state::finish_backlog(c, &s, v, end))
+            .await
+            .map_err(ImapError::Store)?;
+    }
+    Ok(done)
+}
+
+/// `UID FETCH from:* (UID RFC822.SIZE INTERNALDATE)`, keeping UIDs ≥
+/// `from` (`n:*` also returns the last message when nothing is above n).
+async fn list_new(conn: &mut Connection, from: u32) -> Result<Vec<Meta>, ImapError> {
+    const WHAT: &str = "UID FETCH (sizes)";
+    let mut stream = timed(WHAT, COMMAND_TIMEOUT, async {
+        conn.session
+            .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE INTERNALDATE)")
+            .await
+            .map_err(|e| ImapError::protocol(WHAT, e))
+    })
+    .await?;
+    let mut metas = Vec::new();
+    while let Some(f) = next_fetch(&mut stream, WHAT).await? {
+        let Some(uid) = f.uid.filter(|u| *u >= from) else {
+            continue;
+        };
+        metas.push(Meta {
+            uid,
+            size: f.size.map(u64::from).unwrap_or(0),
+            arrived: f
+                .internal_date()
+                .and_then(|d| Timestamp::from_second(d.timestamp()).ok()),
+        });
+    }
+    drop(stream);
+    metas.sort_unstable_by_key(|m| m.uid);
+    metas.dedup_by_key(|m| m.uid);
+    Ok(metas)
+}
+
+/// The UIDs in `from..=to` not seen on the server (first-contact backlog).
+async fn search_unseen(
+    conn: &mut Connection,
+    from: u32,
+    to: u32,
+) -> Result<HashSet<u32>, ImapError> {
+    timed("UID SEARCH", COMMAND_TIMEOUT, async {
+        conn.session
+            .uid_search(format!("UID {from}:{to} UNSEEN"))
+            .await
+            .map_err(|e| ImapError::protocol("UID SEARCH", e))
+    })
+    .await
+}
+
+/// The highest UID in the folder, for servers that send no UIDNEXT.
+async fn highest_uid(conn: &mut Connection) -> Result<u32, ImapError> {
+    const WHAT: &str = "UID FETCH *";
+    let mut stream = timed(WHAT, COMMAND_TIMEOUT, async {
+        conn.session
+            .uid_fetch("*", "(UID)")
+            .await
+            .map_err(|e| ImapError::protocol(WHAT, e))
+    })
+    .await?;
+    let mut highest = 0;
+    while let Some(f) = next_fetch(&mut stream, WHAT).await? {
+        highest = highest.max(f.uid.unwrap_or(0));
+    }
+    Ok(highest)
+}
+
+/// The next FETCH response, with a deadline per response (not per
+/// command: a large batch on a slow link may take long, but it must move).
+async fn next_fetch<S>(stream: &mut S, what: &'static str) -> Result<Option<Fetch>, ImapError>
+where
+    S: Stream<Item = Result<Fetch, async_imap::error::Error>> + Unpin,
+{
+    match tokio::time::timeout(COMMAND_TIMEOUT, stream.next()).await {
+        Err(_) => Err(ImapError::Timeout {
+            what,
+            secs: COMMAND_TIMEOUT.as_secs(),
+        }),
+        Ok(None) => Ok(None),
+        Ok(Some(Err(e))) => Err(ImapError::protocol(what, e)),
+        Ok(Some(Ok(f))) => Ok(Some(f)),
+    }
+}
+
+/// Splits the new messages into batches of at most `max_count` messages
+/// and [`MAX_BATCH_BYTES`] (a larger message goes alone); messages over
+/// `limit` weigh nothing, only their headers are fetched.
+fn plan_batches(metas: &[Meta], max_count: usize, limit: u64) -> Vec<Vec<Meta>> {
+    let mut batches = Vec::new();
+    let mut current: Vec<Meta> = Vec::new();
+    let mut bytes = 0u64;
+    for m in metas {
+        let weight = if m.size > limit { 0 } else { m.size };
+        if !current.is_empty()
+            && (current.len() >= max_count.max(1) || bytes + weight > MAX_BATCH_BYTES)
+        {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += weight;
+        current.push(*m);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+/// Downloads one batch: whole messages with `BODY.PEEK[]`, headers only
+/// (`BODY.PEEK[HEADER]`) for those over the limit. A UID the server does
+/// not return was expunged meanwhile and is skipped.
+async fn fetch_batch(
+    conn: &mut Connection,
+    batch: &[Meta],
+    limit: u64,
+) -> Result<Vec<Fetched>, ImapError> {
+    let (large, small): (Vec<&Meta>, Vec<&Meta>) = batch.iter().partition(|m| m.size > limit);
+    let small_uids: Vec<u32> = small.iter().map(|m| m.uid).collect();
+    let large_uids: Vec<u32> = large.iter().map(|m| m.uid).collect();
+    let mut bodies = fetch_parts(conn, &small_uids, "(UID BODY.PEEK[])", Fetch::body).await?;
+    let mut heads =
+        fetch_parts(conn, &large_uids, "(UID BODY.PEEK[HEADER])", Fetch::header).await?;
+    let mut out = Vec::with_capacity(batch.len());
+    for m in batch {
+        let content = if m.size > limit {
+            heads.remove(&m.uid).map(|head| Content::TooLarge { head })
+        } else {
+            bodies.remove(&m.uid).map(Content::Whole)
+        };
+        match content {
+            Some(content) => out.push(Fetched { meta: *m, content }),
+            None => tracing::warn!(
+                uid = m.uid,
+                "Message vanished before it was fetched; skipped."
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// `UID FETCH set query`, drained to its end (a half-read FETCH would
+/// leave its responses for the next command to trip over).
+async fn fetch_parts(
+    conn: &mut Connection,
+    uids: &[u32],
+    query: &str,
+    part: fn(&Fetch) -> Option<&[u8]>,
+) -> Result<HashMap<u32, Vec<u8>>, ImapError> {
+    const WHAT: &str = "UID FETCH (bodies)";
+    let mut out = HashMap::with_capacity(uids.len());
+    if uids.is_empty() {
+        return Ok(out);
+    }
+    let mut stream = timed(WHAT, COMMAND_TIMEOUT, async {
+        conn.session
+            .uid_fetch(actions::uid_set(uids), query)
+            .await
+            .map_err(|e| ImapError::protocol(WHAT, e))
+    })
+    .await?;
+    while let Some(f) = next_fetch(&mut stream, WHAT).await? {
+        if let (Some(uid), Some(bytes)) = (f.uid, part(&f)) {
+            out.insert(uid, bytes.to_vec());
+        }
+    }
+    drop(stream);
+    conn.drain_unsolicited();
+    Ok(out)
+}
+
+/// The outcome of analyzing and committing one batch.
+#[derive(Debug)]
+struct Committed {
+    /// (uid, whether the post-action applies) in commit order.
+    uids: Vec<(u32, bool)>,
+    results: Vec<Result<IngestReport, StoreError>>,
+}
+
+/// Waits for a batch's task. Should it have panicked, the batch counts as
+/// failed from its first UID on, so the checkpoint goes back before it.
+async fn join(first_uid: u32, h: tokio::task::JoinHandle<Committed>) -> Committed {
+    h.await.unwrap_or_else(|e| Committed {
+        uids: vec![(first_uid, false)],
+        results: vec![Err(StoreError::Corrupt(format!("ingest task failed: {e}")))],
+    })
+}
+
+/// Runs the pure stages on the blocking pool, then one store transaction.
+async fn analyze_and_store(
+    shared: Shared,
+    folder: Folder,
+    uidvalidity: u32,
+    fetched: Vec<Fetched>,
+) -> Committed {
+    let analyzer = shared.analyzer.clone();
+    let first_uid = fetched.first().map(|f| f.meta.uid);
+    let built =
+        tokio::task::spawn_blocking(move || build_items(&analyzer, &folder, uidvalidity, fetched))
+            .await;
+    let (uids, items) = match built {
+        Ok(b) => b,
+        Err(e) => {
+            return Committed {
+                uids: first_uid.map(|u| vec![(u, false)]).unwrap_or_default(),
+                results: vec![Err(StoreError::Corrupt(format!(
+                    "analysis task failed: {e}"
+                )))],
+            };
+        }
+    };
+    let results = shared.ingest(items).await;
+    Committed { uids, results }
+}
+
+/// RawMail (origin, arrival, direction) → Work, in UID order, each with
+/// its checkpoint and owed action. Blocking (parsing).
+fn build_items(
+    analyzer: &Analyzer,
+    folder: &Folder,
+    uidvalidity: u32,
+    fetched: Vec<Fetched>,
+) -> (Vec<(u32, bool)>, Vec<IngestItem>) {
+    let source = folder.source();
+    let action = folder.post_action();
+    let limit = analyzer.max_message_size();
+    let mut uids = Vec::with_capacity(fetched.len());
+    let mut slots: Vec<Option<Work>> = Vec::with_capacity(fetched.len());
+    let mut raws = Vec::new();
+    let mut slot_of: HashMap<u32, usize> = HashMap::new();
+    for f in fetched {
+        let origin = Origin::Imap {
+            mailbox: folder.mailbox.clone(),
+            folder: folder.name.clone(),
+            uidvalidity,
+            uid: f.meta.uid,
+        };
+        match f.content {
+            Content::Whole(bytes) => {
+                uids.push((f.meta.uid, action.is_some()));
+                slot_of.insert(f.meta.uid, slots.len());
+                slots.push(None);
+                raws.push(RawMail {
+                    origin,
+                    mailbox: Some(folder.mailbox.clone()),
+                    direction: folder.direction(),
+                    arrived: f.meta.arrived,
+                    bytes,
+                });
+            }
+            Content::TooLarge { head } => {
+                // Left untouched on the server: its bytes are not in the
+                // database, so the server copy is the only one.
+                uids.push((f.meta.uid, false));
+                slots.push(Some(Work::Quarantine(pipeline::too_large(
+                    origin,
+                    Some(folder.mailbox.clone()),
+                    &head,
+                    usize::try_from(f.meta.size).unwrap_or(usize::MAX),
+                    limit,
+                ))));
+            }
+        }
+    }
+    // Each Work names its own UID: match by it, not by position.
+    for work in analyzer.analyze_batch(raws) {
+        if let Origin::Imap { uid, .. } = work.origin()
+            && let Some(&i) = slot_of.get(uid)
+            && let Some(slot) = slots.get_mut(i)
+        {
+            *slot = Some(work);
+        }
+    }
+    let mut kept = Vec::with_capacity(uids.len());
+    let mut items = Vec::with_capacity(uids.len());
+    for ((uid, acts), work) in uids.into_iter().zip(slots) {
+        // A message the analysis lost (cannot happen: it contains panics)
+        // ends the batch there, so the checkpoint stays below it.
+        let Some(work) = work else {
+            tracing::error!(uid, "Message not analyzed; it is fetched again next time.");
+            break;
+        };
+        items.push(IngestItem {
+            work,
+            effects: SourceEffects {
+                remember_origin: true,
+                checkpoint: Some(Checkpoint {
+                    source: source.clone(),
+                    uidvalidity,
+                    uid,
+                }),
+                action: action.as_ref().filter(|_| acts).map(|a| MailboxAction {
+                    source: source.clone(),
+                    uidvalidity,
+                    uid,
+                    action: a.clone(),
+                }),
+            },
+        });
+        kept.push((uid, acts));
+    }
+    (kept, items)
+}
+
+/// After a batch's commit: logs each message, rewinds the checkpoint below
+/// a message that could not be stored (and fails the session, to retry
+/// after a backoff), else carries out the post-action and forgets it.
+async fn finish(
+    shared: &Shared,
+    conn: &mut Connection,
+    folder: &Folder,
+    opened: &Opened,
+    committed: Committed,
+    summary: &mut Option<&mut PassSummary>,
+) -> Result<usize, ImapError> {
+    let (count, act_on) = settle(shared, folder, opened, committed, summary.as_deref_mut()).await?;
+    if let Some(action) = folder.post_action()
+        && !act_on.is_empty()
+    {
+        let parsed = Action::parse(&action)
+            .ok_or_else(|| ImapError::Task(format!("bad action {action}")))?;
+        actions::apply(conn, parsed, &act_on).await?;
+        actions::done(shared, &folder.source(), opened.uidvalidity, act_on).await?;
+    }
+    Ok(count)
+}
+
+/// The database half of [`finish`]: returns how many messages were
+/// committed and the UIDs whose post-action is due.
+async fn settle(
+    shared: &Shared,
+    folder: &Folder,
+    opened: &Opened,
+    committed: Committed,
+    summary: Option<&mut PassSummary>,
+) -> Result<(usize, Vec<u32>), ImapError> {
+    let mut act_on = Vec::new();
+    let mut count = 0;
+    let mut failed: Option<(u32, StoreError)> = None;
+    let mut reports = Vec::new();
+    let mut uids = committed.uids.iter();
+    for result in committed.results {
+        let (uid, acts) = uids.next().copied().unwrap_or((0, false));
+        match result {
+            Ok(report) => {
+                log_report(uid, &report);
+                count += 1;
+                if acts {
+                    act_on.push(uid);
+                }
+                reports.push(report);
+            }
+            Err(e) => {
+                if failed.is_none() {
+                    failed = Some((uid, e));
+                }
+            }
+        }
+    }
+    if let Some(s) = summary {
+        s.reports.extend(reports);
+    }
+    if let Some((uid, e)) = failed {
+        // Fetch from the failed message again next time; committed ones
+        // above it are skipped by their origin.
+        let (s, v) = (folder.source(), opened.uidvalidity);
+        let back = uid.saturating_sub(1);
+        if let Err(re) = shared
+            .store
+            .call(move |c| imap_state::rewind(c, &s, v, back))
+            .await
+        {
+            tracing::error!(error = %re, "Cannot rewind the checkpoint after a failed commit.");
+        }
+        return Err(ImapError::Store(e));
+    }
+    Ok((count, act_on))
+}
+
+fn log_report(uid: u32, r: &IngestReport) {
+    match r.outcome {
+        Outcome::Duplicate => tracing::debug!(uid, origin = %r.origin, "Duplicate skipped."),
+        Outcome::Quarantined => {
+            tracing::warn!(uid, origin = %r.origin, reason = %r.reason, "Message quarantined.")
+        }
+        _ => tracing::info!(
+            uid,
+            message_id = r.message_id.as_deref().unwrap_or(""),
+            ticket = r.ticket,
+            outcome = r.outcome.as_str(),
+            class = r.class.map(|c| c.as_str()).unwrap_or(""),
+            language = r.language.as_deref().unwrap_or(""),
+            ack = r.ack,
+            "Message ingested."
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(uid: u32, size: u64) -> Meta {
+        Meta {
+            uid,
+            size,
+            arrived: None,
+        }
+    }
+
+    #[test]
+    fn batches_respect_count_bytes_and_the_size_limit() {
+        let metas: Vec<Meta> = (1..=5).map(|u| meta(u, 10)).collect();
+        let b = plan_batches(&metas, 2, 1000);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+        let big = MAX_BATCH_BYTES / 2 + 1;
+        let metas = vec![meta(1, big), meta(2, big), meta(3, 10)];
+        let b = plan_batches(&metas, 100, u64::MAX);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2]);
+        // Over the limit: only headers are fetched, so they weigh nothing.
+        let metas = vec![meta(1, u64::MAX), meta(2, u64::MAX), meta(3, 10)];
+        assert_eq!(plan_batches(&metas, 100, 1000).len(), 1);
+        assert!(plan_batches(&[], 10, 10).is_empty());
+    }
+
+    #[test]
+    fn first_contact_per_backlog() {
+        let st = |b, exists| first_contact_state(b, 9, 51, exists);
+        assert_eq!(
+            (
+                st(Backlog::All, 50).last_uid,
+                st(Backlog::All, 50).backlog_end
+            ),
+            (0, None)
+        );
+        assert_eq!(
+            (
+                st(Backlog::Unseen, 50).last_uid,
+                st(Backlog::Unseen, 50).backlog_end
+            ),
+            (0, Some(51))
+        );
+        assert_eq!(
+            (
+                st(Backlog::None, 50).last_uid,
+                st(Backlog::None, 50).backlog_end
+            ),
+            (50, None)
+        );
+        assert_eq!(
+            (
+                st(Backlog::Unseen, 0).last_uid,
+                st(Backlog::Unseen, 0).backlog_end
+            ),
+            (50, None),
+            "an empty folder has no backlog"
+        );
+    }
+}
