@@ -43,14 +43,17 @@ cargo build --release --quiet --bin postdesk --example bench_imap
 BIN=$CARGO_TARGET_DIR/release/postdesk
 BENCH=$CARGO_TARGET_DIR/release/examples/bench_imap
 
+# The mail server in memory (as in the tests); the databases on disk
+# (DBDIR), since what synchronous=FULL costs is an fsync on a real disk.
 BASE=/dev/shm
 [[ -w $BASE ]] || BASE=/tmp
 WORK=$(mktemp -d "$BASE/pd-bench-imap.XXXXXX")
 chmod 755 "$WORK"
+DBDIR=$(mktemp -d "${DBDIR:-/var/tmp}/pd-bench-db.XXXXXX")
 cleanup() {
     [[ -n ${DAEMON_PID:-} ]] && kill -9 "$DAEMON_PID" 2>/dev/null || true
     "$SHARED/mailstack/mailstack.sh" destroy "$WORK/ms" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
+    rm -rf "$WORK" "$DBDIR"
 }
 trap cleanup EXIT
 
@@ -78,14 +81,14 @@ python3 "$SHARED/bench/raw_fetch.py" --port "$IMAPS_PORT" --ssl --cafile "$TLS_C
 echo "{\"ceiling_plain\": $(cat "$WORK/ceiling-plain.json")}"
 echo "{\"ceiling_tls\": $(cat "$WORK/ceiling-tls.json")}"
 
-# config DIR USER PASSWORD [extra imap keys] [extra mailboxes…]: a config in DIR
+# config DIR USER PASSWORD [BACKLOG]: a config in DIR, its database in DBDIR
 config() {
-    local dir=$1 user=$2 pass=$3 extra=${4:-}
+    local dir=$1 user=$2 pass=$3 backlog=${4:-all}
     mkdir -p "$dir"
     printf '%s\n' "$pass" >"$dir/$user.pass"
     cat >"$dir/postdesk.toml" <<EOF
 [store]
-path = "$dir/postdesk.db"
+path = "$DBDIR/$(basename "$dir").db"
 [outbox]
 dir = "$dir/outbox"
 [[mailboxes]]
@@ -98,8 +101,7 @@ tls = "implicit"
 ca_file = "$TLS_CA_FILE"
 username = "$user"
 password = { file = "$dir/$user.pass" }
-backlog = "all"
-$extra
+backlog = "$backlog"
 EOF
 }
 
@@ -129,14 +131,14 @@ done
 
 echo "== 3. latency under IDLE ($LATENCY arrivals)" >&2
 d=$WORK/idle
-config "$d" support@example.test support-secret 'backlog = "none"'
+config "$d" support@example.test support-secret none
 python3 "$SHARED/bench/load_mailbox.py" -n "$LATENCY" --seed 7 --no-imap --eml-dir "$d/eml" >/dev/null
 RUST_LOG=postdesk=debug "$BIN" --config "$d/postdesk.toml" --log-format json run 2>"$d/log.jsonl" &
 DAEMON_PID=$!
-python3 - "$d" "$IMAPS_PORT" "$TLS_CA_FILE" "$LATENCY" <<'EOF'
+python3 - "$d" "$IMAPS_PORT" "$TLS_CA_FILE" "$LATENCY" "$DBDIR/idle.db" <<'EOF'
 import imaplib, json, os, sqlite3, ssl, sys, time
 from datetime import datetime
-d, port, ca, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+d, port, ca, n, db = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5]
 def log():
     try:
         return [json.loads(l) for l in open(f"{d}/log.jsonl") if l.startswith("{")]
@@ -152,7 +154,7 @@ def wait(pred, what, limit=60):
         time.sleep(0.002)
 def stored():
     try:
-        c = sqlite3.connect(f"file:{d}/postdesk.db?mode=ro", uri=True)
+        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         return c.execute("SELECT count(*) FROM messages WHERE direction = 'inbound'").fetchone()[0]
     except sqlite3.Error:
         return -1
@@ -214,7 +216,7 @@ backlog = \"all\""
 done
 cat >"$d/postdesk.toml" <<EOF
 [store]
-path = "$d/postdesk.db"
+path = "$DBDIR/rss.db"
 [outbox]
 dir = "$d/outbox"
 $extra
@@ -223,7 +225,7 @@ start=$(date +%s.%N)
 /usr/bin/time -v "$BIN" --config "$d/postdesk.toml" run 2>"$d/time.txt" &
 DAEMON_PID=$!
 want=$((N * MAILBOXES))
-until [[ $(python3 -c "import sqlite3; print(sqlite3.connect('file:$d/postdesk.db?mode=ro', uri=True).execute('SELECT count(*) FROM origins').fetchone()[0])" 2>/dev/null || echo 0) -ge $want ]]; do
+until [[ $(python3 -c "import sqlite3; print(sqlite3.connect('file:$DBDIR/rss.db?mode=ro', uri=True).execute('SELECT count(*) FROM origins').fetchone()[0])" 2>/dev/null || echo 0) -ge $want ]]; do
     sleep 0.05
 done
 drain=$(echo "$(date +%s.%N) - $start" | bc -l)

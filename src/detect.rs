@@ -4,7 +4,7 @@
 //!
 //! - **Input.** The extracted customer text, cleaned of URLs, addresses,
 //!   numbers, identifiers and code or log lines (they are not language and
-//!   skew trigrams), see [`clean`]. The subject, stripped of "Re:"-style
+//!   skew trigrams), see [`clean_text`]. The subject, stripped of "Re:"-style
 //!   prefixes and ticket tags, is added only when the message is not a
 //!   reply (or the body has no letters): a reply's subject is usually our
 //!   own words, and a Spanish reply to "Re: We received your request" must
@@ -40,22 +40,22 @@ pub use clean::{clean_subject, clean_text, is_reply_subject};
 /// Fewest letters for a reliable guess in a script many languages share
 /// (Latin, Cyrillic, Arabic, Devanagari). "Danke" or "OK thanks" are not
 /// evidence; a short sentence is.
-const MIN_LETTERS_SHARED_SCRIPT: usize = 12;
+pub const MIN_LETTERS_SHARED_SCRIPT: usize = 12;
 
 /// Fewest letters for a reliable guess in a script one language owns
 /// (hangul, kana, Thai, Greek…): two characters already settle it.
-const MIN_LETTERS_OWN_SCRIPT: usize = 2;
+pub const MIN_LETTERS_OWN_SCRIPT: usize = 2;
 
 /// Fewest Han characters before Han-only text is called Chinese: a very
 /// short all-kanji text ("東京駅") may be Japanese.
-const MIN_HAN_FOR_CHINESE: usize = 4;
+pub const MIN_HAN_FOR_CHINESE: usize = 4;
 
 /// With this many letters a whatlang confidence above
 /// [`LONG_TEXT_CONFIDENCE`] is enough, below whatlang's own 0.9 bar: long
 /// texts in close languages (da/nb, hr/sr) get low confidence even when
 /// right, and the restricted detector has already removed the neighbours.
-const LONG_TEXT_LETTERS: usize = 60;
-const LONG_TEXT_CONFIDENCE: f64 = 0.5;
+pub const LONG_TEXT_LETTERS: usize = 60;
+pub const LONG_TEXT_CONFIDENCE: f64 = 0.5;
 
 /// A language detector, built once (from configuration, for the daemon)
 /// and shared: it holds whatlang's detector with the configured candidate

@@ -4,12 +4,12 @@
 //! words. We remove:
 //!
 //! - quotes marked in the HTML part (`blockquote`, `div.gmail_quote`,
-//!   Outlook's `divRplyFwdMsg`, …), see [`html`];
+//!   Outlook's `divRplyFwdMsg`, …), see `extract/html.rs`;
 //! - in plain text: "On … wrote:" attribution lines in many languages
 //!   (also wrapped over up to three lines), Outlook header blocks
 //!   ("From: / Sent: / To: / Subject:" and translations),
 //!   "-----Original Message-----" separators and `>`-quoted lines, keeping
-//!   the customer's answers between quoted lines, see [`text`];
+//!   the customer's answers between quoted lines, see `extract/text.rs`;
 //! - signatures after an RFC 3676 "-- " line and mobile-client lines
 //!   ("Sent from my iPhone", "Von meinem iPhone gesendet", …). Closing
 //!   formulas and names are kept: they are the customer's own words.

@@ -119,7 +119,13 @@ impl Health {
         self.lock().sources.remove(source);
     }
 
+    /// Keeps only the sources in `keep` (after a config reload).
+    pub fn retain_sources(&self, keep: &[String]) {
+        self.lock().sources.retain(|name, _| keep.contains(name));
+    }
+
     pub fn source_synced(&self, source: &str, at: Timestamp) {
+        crate::metrics::source_synced(source);
         let mut s = self.lock();
         let e = s.sources.entry(source.to_owned()).or_default();
         e.last_sync = Some(at);
@@ -127,6 +133,7 @@ impl Health {
     }
 
     pub fn source_error(&self, source: &str, error: impl Into<String>, at: Timestamp) {
+        crate::metrics::source_error(source);
         let mut s = self.lock();
         let e = s.sources.entry(source.to_owned()).or_default();
         e.last_error = Some(error.into());

@@ -235,7 +235,10 @@ impl Signals {
                 .message_id
                 .rsplit_once('@')
                 .is_some_and(|(_, d)| d.trim().eq_ignore_ascii_case(ctx.message_id_domain.trim()));
-        if !mail.message_id_synthetic && in_our_domain && TokenKey::looks_like_token(&mail.message_id) {
+        if !mail.message_id_synthetic
+            && in_our_domain
+            && TokenKey::looks_like_token(&mail.message_id)
+        {
             self.is_loop = true;
             self.reason("message-id is a postdesk token of ours");
         }

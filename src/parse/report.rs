@@ -274,9 +274,8 @@ pub(super) fn extract(msg: &Message<'_>, raw: &[u8], env: &Envelope<'_>) -> Opti
         .map(|f| f.value.as_str())
         .collect::<Vec<_>>();
 
-    // The shape of a bounce is in the envelope and headers; a body marker
-    // alone would also match every Outlook reply ("-----Original
-    // Message-----").
+    // An SES notification is recognized by its body alone: SNS sends it
+    // from an ordinary address with an ordinary subject.
     let first_plain = msg.parts.iter().find_map(|p| match &p.body {
         PartType::Text(t) => Some(t.as_ref()),
         _ => None,
@@ -285,6 +284,9 @@ pub(super) fn extract(msg: &Message<'_>, raw: &[u8], env: &Envelope<'_>) -> Opti
         return Some(ses);
     }
 
+    // The shape of a bounce is in the envelope and headers; a body marker
+    // alone would also match every Outlook reply ("-----Original
+    // Message-----").
     let bounce_shaped = is_report
         || saw_report_part
         || !failed_header.is_empty()
@@ -464,6 +466,8 @@ fn part_bytes<'p>(part: &'p MessagePart<'_>, raw: &'p [u8]) -> Cow<'p, [u8]> {
 /// Reads RFC 3464 / RFC 8098 fields: one block per recipient, blank lines
 /// between blocks, continuation lines folded.
 fn read_status_fields(text: &str, report: &mut DeliveryReport) {
+    /// The recipient block being read: RFC 3464 allows the fields in any
+    /// order, so the recipient is pushed only at the block's end.
     #[derive(Default)]
     struct Pending {
         original: Option<String>,

@@ -437,5 +437,8 @@ fn peak_rss_bytes() -> Option<usize> {
 fn deeply_nested_html_does_not_reach_html2text() {
     let html = format!("{}x", "<div>".repeat(300));
     assert!(nesting_depth(&html) >= 300, "{}", nesting_depth(&html));
-    assert_eq!(nesting_depth("<p>a<br>b<img src=x/></p><!-- c --><div><span>d</span></div>"), 2);
+    assert_eq!(
+        nesting_depth("<p>a<br>b<img src=x/></p><!-- c --><div><span>d</span></div>"),
+        2
+    );
 }

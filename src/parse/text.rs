@@ -202,7 +202,10 @@ pub(super) fn part_text<'a>(
             if decoded.is_ascii() {
                 return Cow::Borrowed(decoded);
             }
-            if !may_be_utf8(part, raw_message) {
+            let single_byte = charset
+                .and_then(charset_for_label)
+                .is_some_and(Encoding::is_single_byte);
+            if (single_byte && has_isolated_non_ascii(decoded)) || !may_be_utf8(part, raw_message) {
                 return Cow::Borrowed(decoded);
             }
             let bytes = transfer_decoded(part, raw_message);
@@ -250,6 +253,25 @@ pub(super) fn part_text<'a>(
             }
         }
     }
+}
+
+/// True when a non-ASCII character stands between ASCII characters (or
+/// the text's ends). Text a single-byte decoder produced maps each byte to
+/// one character, so such a character was a lone high byte: the bytes
+/// cannot be UTF-8, which needs two or more high bytes in a row. Exact, and
+/// far cheaper than decoding the part again; it settles most Western and
+/// Central European legacy text ("déjà vu", "Straße").
+fn has_isolated_non_ascii(decoded: &str) -> bool {
+    let mut previous_ascii = true;
+    let mut chars = decoded.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next_ascii = chars.peek().is_none_or(char::is_ascii);
+        if !c.is_ascii() && previous_ascii && next_ascii {
+            return true;
+        }
+        previous_ascii = c.is_ascii();
+    }
+    false
 }
 
 /// How much of an encoded part is decoded to test whether it is UTF-8
@@ -395,6 +417,16 @@ mod tests {
         let mut mixed = "café crème déjà vu ".as_bytes().to_vec();
         mixed.push(0xff);
         assert!(!mostly_legacy_8bit(&mixed));
+    }
+
+    #[test]
+    fn isolated_high_characters_rule_out_utf8() {
+        assert!(has_isolated_non_ascii("déjà vu"));
+        assert!(has_isolated_non_ascii("é"));
+        // Two high characters in a row could be UTF-8: inconclusive.
+        assert!(!has_isolated_non_ascii("Grüße"));
+        assert!(!has_isolated_non_ascii("GrÃ¼ÃŸe")); // UTF-8 read as windows-1252
+        assert!(!has_isolated_non_ascii("plain ASCII"));
     }
 
     #[test]

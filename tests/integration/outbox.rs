@@ -1033,6 +1033,18 @@ fn bench_acks_through_postfix() {
             "smtp, pool_size = 8",
             format!("{}\npool_size = 8", plain_smtp(&stack)),
         ),
+        (
+            "smtp, implicit TLS + AUTH, pool_size = 4",
+            smtp(&format!(
+                "host = \"{HOST}\"\nport = {}\ntls = \"implicit\"\nca_file = \"{}\"\nusername = \"{support}\"\npassword = {{ env = \"BENCH_SMTP_PASSWORD\" }}\npool_size = 4",
+                stack.smtps_port(),
+                stack.ca_file().display()
+            )),
+        ),
+        (
+            "sendmail (Postfix's, one process per mail)",
+            "transport = \"sendmail\"\nsendmail = \"/usr/sbin/sendmail\"".to_owned(),
+        ),
     ] {
         let pd = desk(
             &stack,
@@ -1053,6 +1065,7 @@ fn bench_acks_through_postfix() {
             .command()
             .args(["run", "--once"])
             .env("BENCH_SMTP_PASSWORD", &user.password)
+            .env("MAIL_CONFIG", stack.postfix_config_dir())
             .output()
             .expect("run postdesk");
         let took = started.elapsed();

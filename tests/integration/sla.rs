@@ -297,8 +297,14 @@ fn due_and_breached_tickets_status_per_queue_and_alerts_once() {
         "{text}"
     );
 
-    let status: serde_json::Value =
-        serde_json::from_str(&stdout_ok(&pd.run(&["status", "--json"]))).expect("JSON");
+    // A breached ticket makes postdesk degraded: exit 1, with the reason.
+    let out = pd.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "breaches are degraded");
+    let status: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("JSON");
+    assert!(
+        status["problems"].as_array().is_some_and(|p| p.iter().any(|x| x.as_str().is_some_and(|x| x.contains("past the response target")))),
+        "{status}"
+    );
     let queue = |name: &str| {
         status["queues"]
             .as_array()
@@ -329,7 +335,7 @@ fn due_and_breached_tickets_status_per_queue_and_alerts_once() {
         ),
         (Some(1), Some(0), Some(0))
     );
-    let text = stdout_ok(&pd.run(&["status"]));
+    let text = String::from_utf8_lossy(&pd.run(&["status"]).stdout).into_owned();
     assert!(
         text.contains("1 open, 0 waiting on customer, 0 closed; 0 due soon, 1 breached; oldest unanswered PD-1"),
         "{text}"

@@ -31,10 +31,20 @@ use crate::store::ingest::{
     Checkpoint, IngestItem, IngestReport, MailboxAction, SourceEffects, Work,
 };
 
-/// Most body bytes fetched and held per batch: bounds memory (two batches
-/// are in flight per folder: one committing, one downloading) whatever
-/// `batch_size` says.
-pub const MAX_BATCH_BYTES: u64 = 4 << 20;
+/// Most body bytes fetched and held per batch, whatever `batch_size`
+/// says: with [`BATCHES_IN_FLIGHT`] this bounds the memory of ingestion
+/// (a batch holds about four times its bytes while it is analyzed).
+/// About 40 messages of the benchmark mailbox: one fsync per batch is
+/// still nothing next to their analysis.
+pub const MAX_BATCH_BYTES: u64 = 1 << 20;
+
+/// Batches downloaded but not yet finished, across all folders of the
+/// process. Analysis is CPU-bound, so more folders draining at once would
+/// not go faster, only use more memory: five mailboxes draining a backlog
+/// together use the memory of one.
+const BATCHES_IN_FLIGHT: usize = 3;
+
+static BATCH_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BATCHES_IN_FLIGHT);
 
 /// The folder as selected in this session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,44 +215,74 @@ pub async fn sync(
     }
     let limit = shared.analyzer.max_message_size();
     let batches = plan_batches(&metas, folder.config.batch_size, limit as u64);
-    // (first UID, task) of the batch being analyzed and committed.
-    let mut inflight: Option<(u32, tokio::task::JoinHandle<Committed>)> = None;
+    let mut pipeline = Pipeline::default();
     for batch in batches {
         if shared.stop.is_cancelled() {
             done.stopped = true;
             break;
         }
         heartbeat.beat();
+        // A permit per batch in flight. Without one at hand, finish our own
+        // oldest batch first (that frees one): a folder never waits for a
+        // permit while holding some, so folders cannot deadlock.
+        let permit = loop {
+            if let Ok(p) = BATCH_PERMITS.try_acquire() {
+                break p;
+            }
+            if pipeline.queue.is_empty() {
+                match BATCH_PERMITS.acquire().await {
+                    Ok(p) => break p,
+                    Err(_) => return Err(ImapError::Task("the batch semaphore closed".into())),
+                }
+            }
+            match pipeline
+                .finish_oldest(shared, conn, folder, opened, &mut summary)
+                .await
+            {
+                Ok(n) => done.messages += n,
+                Err(e) => {
+                    return Err(pipeline
+                        .abort(shared, folder, opened, e, &mut summary)
+                        .await);
+                }
+            }
+        };
         let fetched = match fetch_batch(conn, &batch, limit as u64).await {
             Ok(f) => f,
             Err(e) => {
-                // Settle what is committing (a failure there must rewind
-                // the checkpoint); its actions stay owed for next time.
-                if let Some((first, h)) = inflight.take() {
-                    let committed = join(first, h).await;
-                    let _ = settle(shared, folder, opened, committed, summary.as_deref_mut()).await;
-                }
-                return Err(e);
+                return Err(pipeline
+                    .abort(shared, folder, opened, e, &mut summary)
+                    .await);
             }
         };
-        if let Some((first, h)) = inflight.take() {
-            let committed = join(first, h).await;
-            done.messages += finish(shared, conn, folder, opened, committed, &mut summary).await?;
+        // Bounded: at most DEPTH batches between download and actions.
+        while pipeline.queue.len() >= PIPELINE_DEPTH {
+            match pipeline
+                .finish_oldest(shared, conn, folder, opened, &mut summary)
+                .await
+            {
+                Ok(n) => done.messages += n,
+                Err(e) => {
+                    return Err(pipeline
+                        .abort(shared, folder, opened, e, &mut summary)
+                        .await);
+                }
+            }
         }
-        let first = batch.first().map_or(0, |m| m.uid);
-        inflight = Some((
-            first,
-            tokio::spawn(analyze_and_store(
-                shared.clone(),
-                folder.clone(),
-                opened.uidvalidity,
-                fetched,
-            )),
-        ));
+        pipeline.launch(shared, folder, opened.uidvalidity, fetched, permit);
     }
-    if let Some((first, h)) = inflight.take() {
-        let committed = join(first, h).await;
-        done.messages += finish(shared, conn, folder, opened, committed, &mut summary).await?;
+    while !pipeline.queue.is_empty() {
+        match pipeline
+            .finish_oldest(shared, conn, folder, opened, &mut summary)
+            .await
+        {
+            Ok(n) => done.messages += n,
+            Err(e) => {
+                return Err(pipeline
+                    .abort(shared, folder, opened, e, &mut summary)
+                    .await);
+            }
+        }
     }
     if !done.stopped
         && let Some(end) = state.backlog_end
@@ -423,48 +463,200 @@ async fn fetch_parts(
     Ok(out)
 }
 
+/// Batches between download and post-action. Each batch is analyzed on
+/// the blocking pool as soon as it is downloaded, then committed on the
+/// writer thread in UID order (each waits for the previous commit), while
+/// the next batch downloads and the one after that is analyzed: network,
+/// CPU and database work overlap instead of taking turns.
+const PIPELINE_DEPTH: usize = 2;
+
+/// The batches in flight, oldest first.
+#[derive(Default)]
+struct Pipeline {
+    queue: std::collections::VecDeque<InFlight>,
+    /// Fires when the newest batch's commit is done: `true` if it worked.
+    last_commit: Option<tokio::sync::oneshot::Receiver<bool>>,
+    /// The lowest UID rewound to in this sync, after a failed commit.
+    failed_uid: Option<u32>,
+}
+
+/// One batch being analyzed and committed.
+struct InFlight {
+    first_uid: u32,
+    task: tokio::task::JoinHandle<Committed>,
+    /// Released when the batch is finished (or dropped with it).
+    _permit: tokio::sync::SemaphorePermit<'static>,
+}
+
 /// The outcome of analyzing and committing one batch.
 #[derive(Debug)]
 struct Committed {
     /// (uid, whether the post-action applies) in commit order.
     uids: Vec<(u32, bool)>,
     results: Vec<Result<IngestReport, StoreError>>,
+    /// Time spent analyzing and committing, for the debug log.
+    analyze_ms: u64,
+    store_ms: u64,
+}
+
+impl Committed {
+    fn failed(first_uid: u32, why: String) -> Committed {
+        Committed {
+            uids: vec![(first_uid, false)],
+            results: vec![Err(StoreError::Corrupt(why))],
+            analyze_ms: 0,
+            store_ms: 0,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Starts analysis of a downloaded batch; its commit follows the
+    /// previous batch's.
+    fn launch(
+        &mut self,
+        shared: &Shared,
+        folder: &Folder,
+        uidvalidity: u32,
+        fetched: Vec<Fetched>,
+        permit: tokio::sync::SemaphorePermit<'static>,
+    ) {
+        let Some(first_uid) = fetched.first().map(|f| f.meta.uid) else {
+            return;
+        };
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let previous = self.last_commit.replace(done_rx);
+        let (shared, folder) = (shared.clone(), folder.clone());
+        let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let analyzer = shared.analyzer.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                build_items(&analyzer, &folder, uidvalidity, fetched)
+            })
+            .await;
+            let analyze_ms = started.elapsed().as_millis() as u64;
+            let previous_ok = match previous {
+                Some(rx) => rx.await.unwrap_or(false),
+                None => true,
+            };
+            let committed = match built {
+                Err(e) => Committed::failed(first_uid, format!("analysis task failed: {e}")),
+                Ok(_) if !previous_ok => Committed::failed(
+                    first_uid,
+                    "not committed: the batch before it failed".to_owned(),
+                ),
+                Ok((uids, items)) => {
+                    let stored = std::time::Instant::now();
+                    let results = shared.ingest(items).await;
+                    Committed {
+                        uids,
+                        results,
+                        analyze_ms,
+                        store_ms: stored.elapsed().as_millis() as u64,
+                    }
+                }
+            };
+            let _ = done_tx.send(committed.results.iter().all(Result::is_ok));
+            committed
+        });
+        self.queue.push_back(InFlight {
+            first_uid,
+            task,
+            _permit: permit,
+        });
+    }
+
+    /// Waits for the oldest batch, logs it, and carries out its
+    /// post-action. A message that could not be stored fails the sync.
+    async fn finish_oldest(
+        &mut self,
+        shared: &Shared,
+        conn: &mut Connection,
+        folder: &Folder,
+        opened: &Opened,
+        summary: &mut Option<&mut PassSummary>,
+    ) -> Result<usize, ImapError> {
+        let Some(oldest) = self.queue.pop_front() else {
+            return Ok(0);
+        };
+        let committed = join(oldest).await;
+        let (analyze_ms, store_ms) = (committed.analyze_ms, committed.store_ms);
+        let settled = settle(committed, summary.as_deref_mut());
+        if let Some((uid, e)) = settled.failed {
+            self.rewind_to(shared, folder, opened, uid).await;
+            return Err(ImapError::Store(e));
+        }
+        let acted = std::time::Instant::now();
+        if let Some(action) = folder.post_action()
+            && !settled.act_on.is_empty()
+        {
+            let parsed = Action::parse(&action)
+                .ok_or_else(|| ImapError::Task(format!("bad action {action}")))?;
+            actions::apply(conn, parsed, &settled.act_on).await?;
+            actions::done(shared, &folder.source(), opened.uidvalidity, settled.act_on).await?;
+        }
+        tracing::debug!(
+            messages = settled.count,
+            analyze_ms,
+            store_ms,
+            act_ms = acted.elapsed().as_millis() as u64,
+            "Batch committed."
+        );
+        Ok(settled.count)
+    }
+
+    /// After a failure: lets the batches in flight finish (their commits
+    /// stand, their actions stay owed for the next session), then moves
+    /// the checkpoint back below the first message that was not stored, so
+    /// no later commit can have carried it past. Returns `error`.
+    async fn abort(
+        &mut self,
+        shared: &Shared,
+        folder: &Folder,
+        opened: &Opened,
+        error: ImapError,
+        summary: &mut Option<&mut PassSummary>,
+    ) -> ImapError {
+        let mut first_failed: Option<u32> = match &error {
+            ImapError::Store(_) => self.failed_uid,
+            _ => None,
+        };
+        while let Some(f) = self.queue.pop_front() {
+            let settled = settle(join(f).await, summary.as_deref_mut());
+            if let Some((uid, _)) = settled.failed {
+                first_failed = Some(first_failed.map_or(uid, |u| u.min(uid)));
+            }
+        }
+        if let Some(uid) = first_failed {
+            self.rewind_to(shared, folder, opened, uid).await;
+        }
+        error
+    }
+
+    /// Moves the checkpoint back to just below `uid`: the next sync fetches
+    /// from there; messages already committed above it are skipped by
+    /// their origin.
+    async fn rewind_to(&mut self, shared: &Shared, folder: &Folder, opened: &Opened, uid: u32) {
+        self.failed_uid = Some(self.failed_uid.map_or(uid, |u| u.min(uid)));
+        let (s, v) = (folder.source(), opened.uidvalidity);
+        let back = uid.saturating_sub(1);
+        if let Err(e) = shared
+            .store
+            .call(move |c| imap_state::rewind(c, &s, v, back))
+            .await
+        {
+            tracing::error!(error = %e, "Cannot rewind the checkpoint after a failed commit.");
+        }
+    }
 }
 
 /// Waits for a batch's task. Should it have panicked, the batch counts as
 /// failed from its first UID on, so the checkpoint goes back before it.
-async fn join(first_uid: u32, h: tokio::task::JoinHandle<Committed>) -> Committed {
-    h.await.unwrap_or_else(|e| Committed {
-        uids: vec![(first_uid, false)],
-        results: vec![Err(StoreError::Corrupt(format!("ingest task failed: {e}")))],
-    })
-}
-
-/// Runs the pure stages on the blocking pool, then one store transaction.
-async fn analyze_and_store(
-    shared: Shared,
-    folder: Folder,
-    uidvalidity: u32,
-    fetched: Vec<Fetched>,
-) -> Committed {
-    let analyzer = shared.analyzer.clone();
-    let first_uid = fetched.first().map(|f| f.meta.uid);
-    let built =
-        tokio::task::spawn_blocking(move || build_items(&analyzer, &folder, uidvalidity, fetched))
-            .await;
-    let (uids, items) = match built {
-        Ok(b) => b,
-        Err(e) => {
-            return Committed {
-                uids: first_uid.map(|u| vec![(u, false)]).unwrap_or_default(),
-                results: vec![Err(StoreError::Corrupt(format!(
-                    "analysis task failed: {e}"
-                )))],
-            };
-        }
-    };
-    let results = shared.ingest(items).await;
-    Committed { uids, results }
+async fn join(f: InFlight) -> Committed {
+    let first_uid = f.first_uid;
+    f.task
+        .await
+        .unwrap_or_else(|e| Committed::failed(first_uid, format!("ingest task failed: {e}")))
 }
 
 /// RawMail (origin, arrival, direction) → Work, in UID order, each with
@@ -556,41 +748,23 @@ fn build_items(
     (kept, items)
 }
 
-/// After a batch's commit: logs each message, rewinds the checkpoint below
-/// a message that could not be stored (and fails the session, to retry
-/// after a backoff), else carries out the post-action and forgets it.
-async fn finish(
-    shared: &Shared,
-    conn: &mut Connection,
-    folder: &Folder,
-    opened: &Opened,
-    committed: Committed,
-    summary: &mut Option<&mut PassSummary>,
-) -> Result<usize, ImapError> {
-    let (count, act_on) = settle(shared, folder, opened, committed, summary.as_deref_mut()).await?;
-    if let Some(action) = folder.post_action()
-        && !act_on.is_empty()
-    {
-        let parsed = Action::parse(&action)
-            .ok_or_else(|| ImapError::Task(format!("bad action {action}")))?;
-        actions::apply(conn, parsed, &act_on).await?;
-        actions::done(shared, &folder.source(), opened.uidvalidity, act_on).await?;
-    }
-    Ok(count)
+/// What a committed batch comes to.
+struct Settled {
+    /// Messages committed (duplicates and quarantined ones included).
+    count: usize,
+    /// UIDs whose post-action is due.
+    act_on: Vec<u32>,
+    /// The first message that was not stored, and why.
+    failed: Option<(u32, StoreError)>,
 }
 
-/// The database half of [`finish`]: returns how many messages were
-/// committed and the UIDs whose post-action is due.
-async fn settle(
-    shared: &Shared,
-    folder: &Folder,
-    opened: &Opened,
-    committed: Committed,
-    summary: Option<&mut PassSummary>,
-) -> Result<(usize, Vec<u32>), ImapError> {
-    let mut act_on = Vec::new();
-    let mut count = 0;
-    let mut failed: Option<(u32, StoreError)> = None;
+/// Logs each message of a committed batch and sorts the outcomes.
+fn settle(committed: Committed, summary: Option<&mut PassSummary>) -> Settled {
+    let mut settled = Settled {
+        count: 0,
+        act_on: Vec::new(),
+        failed: None,
+    };
     let mut reports = Vec::new();
     let mut uids = committed.uids.iter();
     for result in committed.results {
@@ -598,15 +772,15 @@ async fn settle(
         match result {
             Ok(report) => {
                 log_report(uid, &report);
-                count += 1;
+                settled.count += 1;
                 if acts {
-                    act_on.push(uid);
+                    settled.act_on.push(uid);
                 }
                 reports.push(report);
             }
             Err(e) => {
-                if failed.is_none() {
-                    failed = Some((uid, e));
+                if settled.failed.is_none() {
+                    settled.failed = Some((uid, e));
                 }
             }
         }
@@ -614,21 +788,7 @@ async fn settle(
     if let Some(s) = summary {
         s.reports.extend(reports);
     }
-    if let Some((uid, e)) = failed {
-        // Fetch from the failed message again next time; committed ones
-        // above it are skipped by their origin.
-        let (s, v) = (folder.source(), opened.uidvalidity);
-        let back = uid.saturating_sub(1);
-        if let Err(re) = shared
-            .store
-            .call(move |c| imap_state::rewind(c, &s, v, back))
-            .await
-        {
-            tracing::error!(error = %re, "Cannot rewind the checkpoint after a failed commit.");
-        }
-        return Err(ImapError::Store(e));
-    }
-    Ok((count, act_on))
+    settled
 }
 
 fn log_report(uid: u32, r: &IngestReport) {
