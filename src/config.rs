@@ -484,9 +484,24 @@ impl Config {
         v
     }
 
+    /// True for our addresses, also with a subaddress (`support+x@`).
     pub fn is_own_address(&self, address: &str) -> bool {
-        let a = address.trim().to_lowercase();
+        let a = without_subaddress(address);
         self.mailboxes.iter().any(|m| m.addresses().any(|x| x == a))
+    }
+}
+
+/// The address lowercased, without a `+tag` subaddress in its local part
+/// (`Support+PD-4@Example.com` → `support@example.com`): mail to a tagged
+/// address still reaches the same mailbox.
+pub fn without_subaddress(address: &str) -> String {
+    let a = address.trim().to_lowercase();
+    match a.rsplit_once('@') {
+        Some((local, domain)) => match local.split_once('+') {
+            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}"),
+            _ => a,
+        },
+        None => a,
     }
 }
 

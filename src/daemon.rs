@@ -8,7 +8,7 @@
 //! deadline below systemd's stop timeout.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -26,6 +26,8 @@ use crate::plan::{Outcome, Policy};
 use crate::source::maildir;
 use crate::store::handle::StoreHandle;
 use crate::store::ingest::{self, IngestItem, IngestReport, SourceEffects, Work};
+use crate::supervisor::Supervisor;
+use crate::systemd;
 
 /// Messages per store transaction for a source pass.
 const BATCH: usize = 64;
@@ -59,9 +61,22 @@ pub struct PassSummary {
 }
 
 impl Shared {
-    /// Opens the store and builds what the tasks need from the config.
+    /// Opens the store and builds what the tasks need from the config
+    /// (for one pass: `run --once`).
     pub async fn start(cfg: Config) -> anyhow::Result<Shared> {
         let store = StoreHandle::open(&cfg.store.path).await?;
+        Shared::build(store, cfg, Health::new(), CancellationToken::new()).await
+    }
+
+    /// Builds what the tasks need from `cfg`, on an open store. A secret
+    /// or CA file that cannot be read fails here, with the reason, rather
+    /// than as an error logged by every outbox round.
+    pub async fn build(
+        store: StoreHandle,
+        cfg: Config,
+        health: Health,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Shared> {
         let key_cfg = cfg.clone();
         let key = store
             .call(move |c| crate::store::token_key(c, &key_cfg))
@@ -70,6 +85,8 @@ impl Shared {
         let templates =
             tokio::task::spawn_blocking(move || Templates::load(dir.as_deref())).await??;
         let config = Arc::new(cfg);
+        let outbox = Outbox::new(config.clone(), Arc::new(templates));
+        outbox.ready().await?;
         Ok(Shared {
             store,
             analyzer: Arc::new(Analyzer::new(&config)),
@@ -77,11 +94,11 @@ impl Shared {
                 config: (*config).clone(),
                 key,
             }),
-            outbox: Outbox::new(config, Arc::new(templates)),
+            outbox,
             outbox_wake: Arc::new(Notify::new()),
             sla_wake: Arc::new(Notify::new()),
-            health: Health::new(),
-            stop: CancellationToken::new(),
+            health,
+            stop,
         })
     }
 
@@ -89,10 +106,20 @@ impl Shared {
         &self.policy.config
     }
 
-    /// Analyzes and stores a batch. Returns one result per message.
+    /// Stores an analyzed batch. Returns one result per message.
     pub async fn ingest(
         &self,
         items: Vec<IngestItem>,
+    ) -> Vec<Result<IngestReport, crate::store::StoreError>> {
+        self.ingest_since(items, std::time::Instant::now()).await
+    }
+
+    /// Like [`Shared::ingest`]; `read_at` is when the source read the
+    /// batch, for the ingest latency metric (read → committed).
+    pub async fn ingest_since(
+        &self,
+        items: Vec<IngestItem>,
+        read_at: std::time::Instant,
     ) -> Vec<Result<IngestReport, crate::store::StoreError>> {
         let policy = self.policy.clone();
         let n = items.len();
@@ -109,10 +136,20 @@ impl Shared {
             })
             .await
             .unwrap_or_else(|e| {
+                // The writer thread itself failed (shutting down): every
+                // message stays in its source and is tried again.
                 (0..n)
-                    .map(|_| Err(crate::store::StoreError::Corrupt(e.to_string())))
+                    .map(|_| Err(crate::store::StoreError::Unavailable(e.to_string())))
                     .collect()
             });
+        let latency = read_at.elapsed();
+        for r in results.iter().flatten() {
+            crate::metrics::ingested(
+                r.class.map(|c| c.as_str()).unwrap_or("none"),
+                r.outcome.as_str(),
+                latency,
+            );
+        }
         if results.iter().any(|r| r.as_ref().is_ok_and(|r| r.ack)) {
             self.outbox_wake.notify_one();
         }
@@ -128,102 +165,238 @@ impl Shared {
 
 /// Runs the daemon until SIGTERM/SIGINT, or one pass with `once`.
 pub async fn run(cfg: Config, once: bool) -> anyhow::Result<PassSummary> {
-    let shared = Shared::start(cfg).await?;
     if once {
-        let mut summary = PassSummary::default();
-        for m in &shared.config().mailboxes {
-            match &m.source {
-                Some(SourceConfig::Maildir(md)) => {
-                    maildir_pass(&shared, &m.name, md, &mut summary).await;
-                }
-                Some(SourceConfig::Imap(_)) => {
-                    crate::source::imap::run_once(&shared, m, &mut summary).await;
-                }
-                None => {}
-            }
-        }
-        // Warnings and escalations due by now, before the outbox goes out.
-        if let Err(e) =
-            crate::sla::timer::pass(&shared.store, shared.policy.clone(), Timestamp::now(), true)
-                .await
-        {
-            tracing::error!(error = %e, "SLA timer pass failed; warnings and escalations wait for the next run.");
-        }
-        summary.outbox = shared.outbox.flush(&shared.store).await?;
-        return Ok(summary);
+        return run_once(Shared::start(cfg).await?).await;
     }
-
-    let tracker = TaskTracker::new();
-    for m in &shared.config().mailboxes {
-        match &m.source {
-            Some(SourceConfig::Maildir(md)) => {
-                shared.health.add_source(&maildir_source(&m.name), &m.name);
-                tracker.spawn(maildir_loop(shared.clone(), m.name.clone(), md.clone()));
+    let store = StoreHandle::open(&cfg.store.path).await?;
+    let health = Health::new();
+    let live = Arc::new(RwLock::new(Arc::new(cfg.clone())));
+    let root = CancellationToken::new();
+    let background = TaskTracker::new();
+    let supervisor = Supervisor::new(health.clone(), live.clone());
+    background.spawn(supervisor.clone().run(root.clone()));
+    if let Some(http) = &cfg.http {
+        // A listener that cannot bind is a configuration error: say so now.
+        let prometheus = crate::metrics::install().map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("http.listen: cannot listen on {}: {e}", http.listen))?;
+        let state = crate::http::HttpState {
+            config: live.clone(),
+            prometheus,
+        };
+        let stop = root.clone();
+        background.spawn(async move {
+            if let Err(e) = crate::http::serve(listener, state, stop).await {
+                tracing::error!(error = %e, "The HTTP listener failed; /metrics and /healthz are down.");
             }
-            Some(SourceConfig::Imap(_)) => {
-                // One task (and connection) per folder: the inbox and,
-                // when set, the Sent folder.
-                for folder in crate::source::imap::Folder::of(m) {
-                    shared.health.add_source(&folder.source(), &m.name);
-                    tracker.spawn(crate::source::imap::watch(shared.clone(), folder));
+        });
+    }
+    let mut signals = Signals::install()?;
+    let mut cfg = cfg;
+    'generations: loop {
+        let generation = Generation::start(
+            store.clone(),
+            cfg.clone(),
+            health.clone(),
+            root.child_token(),
+        )
+        .await?;
+        loop {
+            match signals.next().await {
+                Signal::Stop => {
+                    systemd::stopping();
+                    tracing::info!("Stopping: finishing the work in hand.");
+                    generation.stop().await;
+                    break 'generations;
+                }
+                Signal::StatusLine => supervisor.log_status_now(),
+                Signal::Reload => {
+                    supervisor.reloading();
+                    match load_checked(&cfg.path).await {
+                        Ok(new) => {
+                            tracing::info!(config = %new.path.display(), "Config reloaded; restarting the tasks with it.");
+                            generation.stop().await;
+                            if let Ok(mut l) = live.write() {
+                                *l = Arc::new(new.clone());
+                            }
+                            cfg = new;
+                            continue 'generations;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "Config reload refused; the running config stays.");
+                            supervisor.reload_refused();
+                        }
+                    }
                 }
             }
-            None => {}
         }
     }
-    tracker.spawn(outbox_loop(shared.clone()));
-    // The SLA timer gets the policy through a watch channel: a config
-    // reload sends the new one into `sla_policy` and the timer recomputes.
-    let (sla_policy, sla_policy_rx) = tokio::sync::watch::channel(shared.policy.clone());
-    tracker.spawn(crate::sla::timer::run(
-        crate::sla::timer::Timer {
-            store: shared.store.clone(),
-            policy: sla_policy_rx,
-            wake: shared.sla_wake.clone(),
-            outbox_wake: shared.outbox_wake.clone(),
-            heartbeat: shared.health.register("sla-timer"),
-            stop: shared.stop.clone(),
-            step: HEARTBEAT_STEP,
-        },
-        Timestamp::now,
-    ));
-    tracker.close();
-    tracing::info!(
-        mailboxes = shared.config().mailboxes.len(),
-        "postdesk is running."
-    );
-
-    wait_for_signal(&shared.stop).await;
-    tracing::info!("Stopping: finishing the work in hand.");
-    shared.stop.cancel();
-    let deadline = shared.config().daemon.shutdown_timeout;
-    if tokio::time::timeout(deadline, tracker.wait())
+    root.cancel();
+    background.close();
+    if tokio::time::timeout(Duration::from_secs(5), background.wait())
         .await
         .is_err()
     {
-        tracing::error!(timeout = %humantime::format_duration(deadline), "Tasks did not stop in time; exiting anyway.");
+        tracing::warn!("Background tasks did not stop in time.");
     }
-    // Kept until here: dropping it earlier would end the timer's reloads.
-    drop(sla_policy);
     tracing::info!("Stopped.");
     Ok(PassSummary::default())
 }
 
-/// Waits for SIGTERM or SIGINT (or for `stop` being cancelled elsewhere).
-async fn wait_for_signal(stop: &CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("Cannot install signal handlers; stop postdesk with SIGKILL.");
-        stop.cancelled().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received."),
-        _ = int.recv() => tracing::info!("SIGINT received."),
-        _ = stop.cancelled() => {}
+/// One pass over every source, the SLA timer and the outbox.
+async fn run_once(shared: Shared) -> anyhow::Result<PassSummary> {
+    let mut summary = PassSummary::default();
+    for m in &shared.config().mailboxes {
+        match &m.source {
+            Some(SourceConfig::Maildir(md)) => {
+                maildir_pass(&shared, &m.name, md, &mut summary).await;
+            }
+            Some(SourceConfig::Imap(_)) => {
+                crate::source::imap::run_once(&shared, m, &mut summary).await;
+            }
+            None => {}
+        }
+    }
+    // Warnings and escalations due by now, before the outbox goes out.
+    if let Err(e) =
+        crate::sla::timer::pass(&shared.store, shared.policy.clone(), Timestamp::now(), true).await
+    {
+        tracing::error!(error = %e, "SLA timer pass failed; warnings and escalations wait for the next run.");
+    }
+    summary.outbox = shared.outbox.flush(&shared.store).await?;
+    Ok(summary)
+}
+
+/// Reads and checks a new config the way start-up would: the file, its
+/// templates and the outbox transport (secrets and CA files readable).
+async fn load_checked(path: &std::path::Path) -> anyhow::Result<Config> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let cfg = Config::load(&path)?;
+        Templates::load(cfg.templates.dir.as_deref())?;
+        crate::notify::Transport::from_config(&cfg)?;
+        Ok(cfg)
+    })
+    .await?
+}
+
+/// The tasks of one configuration; a reload stops them (each finishes the
+/// message in hand and commits) and starts the next generation.
+struct Generation {
+    shared: Shared,
+    tracker: TaskTracker,
+    /// Kept while the generation runs: the SLA timer reads the policy
+    /// through it.
+    _sla_policy: tokio::sync::watch::Sender<Arc<Policy>>,
+}
+
+impl Generation {
+    async fn start(
+        store: StoreHandle,
+        cfg: Config,
+        health: Health,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Generation> {
+        let shared = Shared::build(store, cfg, health, stop).await?;
+        let tracker = TaskTracker::new();
+        let mut sources = Vec::new();
+        for m in &shared.config().mailboxes {
+            match &m.source {
+                Some(SourceConfig::Maildir(md)) => {
+                    sources.push(maildir_source(&m.name));
+                    shared.health.add_source(&maildir_source(&m.name), &m.name);
+                    tracker.spawn(maildir_loop(shared.clone(), m.name.clone(), md.clone()));
+                }
+                Some(SourceConfig::Imap(_)) => {
+                    // One task (and connection) per folder: the inbox and,
+                    // when set, the Sent folder.
+                    for folder in crate::source::imap::Folder::of(m) {
+                        sources.push(folder.source());
+                        shared.health.add_source(&folder.source(), &m.name);
+                        tracker.spawn(crate::source::imap::watch(shared.clone(), folder));
+                    }
+                }
+                None => {}
+            }
+        }
+        // Mailboxes removed by a reload no longer hold READY back.
+        shared.health.retain_sources(&sources);
+        tracker.spawn(outbox_loop(shared.clone()));
+        let (sla_policy, sla_policy_rx) = tokio::sync::watch::channel(shared.policy.clone());
+        tracker.spawn(crate::sla::timer::run(
+            crate::sla::timer::Timer {
+                store: shared.store.clone(),
+                policy: sla_policy_rx,
+                wake: shared.sla_wake.clone(),
+                outbox_wake: shared.outbox_wake.clone(),
+                heartbeat: shared.health.register("sla-timer"),
+                stop: shared.stop.clone(),
+                step: HEARTBEAT_STEP,
+            },
+            Timestamp::now,
+        ));
+        tracker.close();
+        tracing::info!(
+            mailboxes = shared.config().mailboxes.len(),
+            "postdesk is running."
+        );
+        Ok(Generation {
+            shared,
+            tracker,
+            _sla_policy: sla_policy,
+        })
+    }
+
+    /// Cancels the tasks and waits for them, up to `daemon.shutdown_timeout`.
+    async fn stop(self) {
+        self.shared.stop.cancel();
+        let deadline = self.shared.config().daemon.shutdown_timeout;
+        if tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(timeout = %humantime::format_duration(deadline), "Tasks did not stop in time; going on anyway.");
+        }
+    }
+}
+
+/// What the daemon's main loop reacts to.
+enum Signal {
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// SIGHUP.
+    Reload,
+    /// SIGUSR1.
+    StatusLine,
+}
+
+/// The signal streams, installed once for the daemon's life.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => { tracing::info!("SIGTERM received."); Signal::Stop }
+            _ = self.int.recv() => { tracing::info!("SIGINT received."); Signal::Stop }
+            _ = self.hup.recv() => { tracing::info!("SIGHUP received: reloading the config."); Signal::Reload }
+            _ = self.usr1.recv() => Signal::StatusLine,
+        }
     }
 }
 
@@ -285,6 +458,7 @@ pub async fn maildir_pass(
             return;
         }
         let chunk = chunk.to_vec();
+        let read_at = std::time::Instant::now();
         let analyzer = shared.analyzer.clone();
         let (mailbox_name, dir2) = (mailbox.to_owned(), dir.clone());
         let work = tokio::task::spawn_blocking(move || {
@@ -298,7 +472,7 @@ pub async fn maildir_pass(
                 return;
             }
         };
-        let results = shared.ingest(items).await;
+        let results = shared.ingest_since(items, read_at).await;
         let mut committed = Vec::new();
         for (entry, r) in entries.into_iter().zip(results) {
             match r {
@@ -329,6 +503,7 @@ pub async fn maildir_pass(
             }
         }
     }
+    shared.health.source_synced(&source, Timestamp::now());
     let s = source.clone();
     if let Err(e) = shared
         .store
@@ -425,7 +600,13 @@ async fn outbox_loop(shared: Shared) {
     let heartbeat = shared.health.register("outbox");
     loop {
         heartbeat.beat();
-        match shared.outbox.flush(&shared.store).await {
+        // Bounded, so a backlog cannot keep the heartbeat or a stop waiting.
+        let deadline = std::time::Instant::now() + HEARTBEAT_STEP;
+        match shared
+            .outbox
+            .flush_until(&shared.store, Some(deadline))
+            .await
+        {
             Ok(stats) if stats != FlushStats::default() => {
                 tracing::debug!(
                     sent = stats.sent,

@@ -7,7 +7,6 @@
 //! from what `postdesk status` says; counters and the latency histogram
 //! are recorded where things happen ([`crate::metrics`]).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
@@ -33,16 +32,27 @@ pub struct HttpState {
 
 impl HttpState {
     fn config(&self) -> Arc<Config> {
-        self.config.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 }
 
-/// Serves until `stop` is cancelled.
-pub async fn serve(listen: SocketAddr, state: HttpState, stop: CancellationToken) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+/// Serves on a bound listener until `stop` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: HttpState,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, "Serving /metrics and /healthz.");
-    let app = Router::new().route("/metrics", get(metrics)).route("/healthz", get(healthz)).with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
 }
 
 /// Reads the status report on a blocking thread.
@@ -62,7 +72,11 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         Ok(r) => set_gauges(&r),
         Err(e) => tracing::warn!(error = %e, "Cannot read the database for /metrics gauges."),
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.prometheus.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.prometheus.render(),
+    )
+        .into_response()
 }
 
 async fn healthz(State(state): State<HttpState>) -> Response {

@@ -37,6 +37,7 @@ pub mod sla;
 pub mod source;
 pub mod status;
 pub mod store;
+pub mod supervisor;
 pub mod systemd;
 pub mod telemetry;
 pub mod thread;

@@ -336,8 +336,14 @@ fn plan_existing(
         // ticket for the record; not an answer to the customer, so neither
         // the status nor the response clock changes.
         let mut p = Plan::new(Outcome::Threaded, format!("internal: {detail}"));
-        p.ticket = TicketChange::Update { id: t.id, status: None };
-        p.event(event::ALERT_REPLIED, json!({ "by": from, "detail": detail }));
+        p.ticket = TicketChange::Update {
+            id: t.id,
+            status: None,
+        };
+        p.event(
+            event::ALERT_REPLIED,
+            json!({ "by": from, "detail": detail }),
+        );
         return p;
     }
 

@@ -58,9 +58,25 @@ pub struct StatusReport {
     pub queues: Vec<QueueStatus>,
     pub mailboxes: Vec<MailboxStatus>,
     pub outbox: OutboxCounts,
+    /// The most recent mails that failed for good, with the reason.
+    pub outbox_failed: Vec<FailedMail>,
+    /// Pending mails that failed at least [`STUCK_ATTEMPTS`] times.
+    pub outbox_stuck: u64,
     pub quarantine: u64,
     pub generated_at: Timestamp,
 }
+
+/// A mail that failed for good.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailedMail {
+    pub kind: String,
+    pub ticket: Option<String>,
+    pub to: String,
+    pub error: Option<String>,
+}
+
+/// Attempts after which pending mail counts as stuck (degraded).
+pub const STUCK_ATTEMPTS: u32 = 3;
 
 /// The mailbox a `sources` row belongs to: `imap:support/INBOX` and
 /// `maildir:support` both belong to `support`.
@@ -70,7 +86,11 @@ pub fn mailbox_of_source(source: &str) -> &str {
 }
 
 /// Gathers the report at `now`.
-pub fn collect(conn: &Connection, cfg: &Config, now: Timestamp) -> Result<StatusReport, StoreError> {
+pub fn collect(
+    conn: &Connection,
+    cfg: &Config,
+    now: Timestamp,
+) -> Result<StatusReport, StoreError> {
     // A database older than the SLA schema (read-only: not migrated) has no clock figures.
     let sla = match crate::store::sla::ensure_schema(conn) {
         Ok(()) => crate::store::sla::queue_sla(conn, now)?,
@@ -80,7 +100,10 @@ pub fn collect(conn: &Connection, cfg: &Config, now: Timestamp) -> Result<Status
     // Configured queues without tickets still show, with zeros.
     for q in &cfg.queues {
         if !counts.iter().any(|c| c.queue == q.name) {
-            counts.push(QueueCounts { queue: q.name.clone(), ..QueueCounts::default() });
+            counts.push(QueueCounts {
+                queue: q.name.clone(),
+                ..QueueCounts::default()
+            });
         }
     }
     let queues: Vec<QueueStatus> = counts
@@ -90,7 +113,9 @@ pub fn collect(conn: &Connection, cfg: &Config, now: Timestamp) -> Result<Status
             QueueStatus {
                 due_soon: s.map_or(0, |s| s.due_soon),
                 breached: s.map_or(0, |s| s.breached),
-                oldest_unanswered: s.and_then(|s| s.oldest_unanswered).map(|t| cfg.ticket_ref(t)),
+                oldest_unanswered: s
+                    .and_then(|s| s.oldest_unanswered)
+                    .map(|t| cfg.ticket_ref(t)),
                 oldest_unanswered_since: s.and_then(|s| s.oldest_unanswered_since),
                 counts,
             }
@@ -98,19 +123,27 @@ pub fn collect(conn: &Connection, cfg: &Config, now: Timestamp) -> Result<Status
         .collect();
 
     let sources = query::sources(conn)?;
-    let stale_after = jiff::SignedDuration::try_from(cfg.daemon.stale_after).unwrap_or(jiff::SignedDuration::MAX);
+    let stale_after =
+        jiff::SignedDuration::try_from(cfg.daemon.stale_after).unwrap_or(jiff::SignedDuration::MAX);
     let mailboxes: Vec<MailboxStatus> = cfg
         .mailboxes
         .iter()
         .filter(|m| m.source.is_some())
         .map(|m| {
-            let own: Vec<SourceState> = sources.iter().filter(|s| mailbox_of_source(&s.source) == m.name).cloned().collect();
+            let own: Vec<SourceState> = sources
+                .iter()
+                .filter(|s| mailbox_of_source(&s.source) == m.name)
+                .cloned()
+                .collect();
             let last_sync = if own.is_empty() || own.iter().any(|s| s.synced_at.is_none()) {
                 None
             } else {
                 own.iter().filter_map(|s| s.synced_at).min()
             };
-            let latest_error = own.iter().filter(|s| s.last_error.is_some()).max_by_key(|s| s.last_error_at);
+            let latest_error = own
+                .iter()
+                .filter(|s| s.last_error.is_some())
+                .max_by_key(|s| s.last_error_at);
             let failing = latest_error.is_some_and(|e| e.last_error_at > last_sync);
             let stale = failing || last_sync.is_none_or(|t| now.duration_since(t) > stale_after);
             MailboxStatus {
@@ -125,6 +158,16 @@ pub fn collect(conn: &Connection, cfg: &Config, now: Timestamp) -> Result<Status
         })
         .collect();
     let outbox = outbox::counts(conn)?;
+    let outbox_failed = outbox::list(conn, "failed", 10)?
+        .into_iter()
+        .map(|r| FailedMail {
+            kind: r.kind,
+            ticket: r.ticket_id.map(|t| cfg.ticket_ref(t)),
+            to: r.to_addr,
+            error: r.last_error,
+        })
+        .collect();
+    let (outbox_stuck, stuck_error) = outbox::stuck(conn, STUCK_ATTEMPTS)?;
     let quarantine = query::quarantine_open(conn)?;
 
     let mut problems = Vec::new();
@@ -133,8 +176,15 @@ pub fn collect(conn: &Connection, cfg: &Config, now: Timestamp) -> Result<Status
             Some(t) => format!("last synced {} ago", format_duration(now.duration_since(t))),
             None => "never synced".to_owned(),
         };
-        let error = m.last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default();
-        problems.push(format!("mailbox {} ({}): {since}{error}", m.mailbox, m.address));
+        let error = m
+            .last_error
+            .as_deref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        problems.push(format!(
+            "mailbox {} ({}): {since}{error}",
+            m.mailbox, m.address
+        ));
     }
     if outbox.failed > 0 {
         problems.push(format!(
@@ -143,11 +193,33 @@ pub fn collect(conn: &Connection, cfg: &Config, now: Timestamp) -> Result<Status
             if outbox.failed == 1 { "" } else { "s" }
         ));
     }
+    if outbox_stuck > 0 {
+        problems.push(format!(
+            "{outbox_stuck} outgoing mail{} keep failing and wait for a retry{}",
+            if outbox_stuck == 1 { "" } else { "s" },
+            stuck_error
+                .map(|e| format!(" (last error: {e})"))
+                .unwrap_or_default()
+        ));
+    }
     let breached: u64 = queues.iter().map(|q| q.breached).sum();
     if breached > 0 {
-        problems.push(format!("{breached} ticket{} past the response target", if breached == 1 { "" } else { "s" }));
+        problems.push(format!(
+            "{breached} ticket{} past the response target",
+            if breached == 1 { "" } else { "s" }
+        ));
     }
-    Ok(StatusReport { healthy: problems.is_empty(), problems, queues, mailboxes, outbox, quarantine, generated_at: now })
+    Ok(StatusReport {
+        healthy: problems.is_empty(),
+        problems,
+        queues,
+        mailboxes,
+        outbox,
+        outbox_failed,
+        outbox_stuck,
+        quarantine,
+        generated_at: now,
+    })
 }
 
 impl StatusReport {
@@ -161,8 +233,13 @@ impl StatusReport {
         for m in &self.mailboxes {
             let local = m.address.split('@').next().unwrap_or(&m.address);
             parts.push(match (m.last_sync, &m.last_error) {
-                (_, Some(e)) if m.stale && m.last_error_at > m.last_sync => format!("{local}@ failing: {}", one_line(e, 60)),
-                (Some(t), _) => format!("{local}@ synced {} ago", short_age(self.generated_at.duration_since(t))),
+                (_, Some(e)) if m.stale && m.last_error_at > m.last_sync => {
+                    format!("{local}@ failing: {}", one_line(e, 60))
+                }
+                (Some(t), _) => format!(
+                    "{local}@ synced {} ago",
+                    short_age(self.generated_at.duration_since(t))
+                ),
                 (None, _) => format!("{local}@ not synced yet"),
             });
         }
@@ -194,7 +271,10 @@ fn one_line(s: &str, max: usize) -> String {
     if flat.chars().count() <= max {
         flat
     } else {
-        flat.chars().take(max.saturating_sub(1)).chain(['…']).collect()
+        flat.chars()
+            .take(max.saturating_sub(1))
+            .chain(['…'])
+            .collect()
     }
 }
 

@@ -58,10 +58,21 @@ pub fn reloading() {
 }
 
 /// The watchdog interval systemd expects pings within (WatchdogSec=), if
-/// it is enabled for this process.
+/// it is enabled for this process: `WATCHDOG_USEC` set, and
+/// `WATCHDOG_PID`, when set, naming this process. Read here rather than
+/// with `sd_notify::watchdog_enabled`, which also refuses an unset
+/// WATCHDOG_PID, where libsystemd's `sd_watchdog_enabled` accepts it.
 pub fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0u64;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec))
+    let usec: u64 = std::env::var("WATCHDOG_USEC")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|u| *u > 0)?;
+    match std::env::var("WATCHDOG_PID") {
+        Ok(pid) if pid.trim().parse::<u32>().ok() != Some(std::process::id()) => None,
+        _ => Some(Duration::from_micros(usec)),
+    }
 }
 
 /// STATUS= is one line; newlines would end the datagram's field.

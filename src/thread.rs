@@ -297,10 +297,17 @@ mod tests {
                 ..
             }
         ));
-        let alert = Candidates { alert_reply: Some((7, "a".into())), ..all.clone() };
+        let alert = Candidates {
+            alert_reply: Some((7, "a".into())),
+            ..all.clone()
+        };
         assert!(matches!(
             decide("lead@us", &alert),
-            ThreadDecision::Existing { ticket: 7, via: ThreadVia::AlertReply, .. }
+            ThreadDecision::Existing {
+                ticket: 7,
+                via: ThreadVia::AlertReply,
+                ..
+            }
         ));
         let dup = Candidates {
             duplicate: Some((5, Some(1))),

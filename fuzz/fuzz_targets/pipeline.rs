@@ -23,8 +23,14 @@ fuzz_target!(|data: &[u8]| {
     let text = extract(&mail);
     let detection = Detector::new().detect(&text, &mail.subject);
     // Invariants every stage promises.
-    assert!(!mail.message_id.is_empty(), "every message gets a Message-ID");
-    assert!(class.bounce.is_none() || class.class == postdesk::mail::Class::Bounce, "bounce details only on bounces");
+    assert!(
+        !mail.message_id.is_empty(),
+        "every message gets a Message-ID"
+    );
+    assert!(
+        class.bounce.is_none() || class.class == postdesk::mail::Class::Bounce,
+        "bounce details only on bounces"
+    );
     if let Some(d) = detection {
         assert!((0.0..=1.0).contains(&d.confidence));
     }

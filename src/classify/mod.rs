@@ -209,7 +209,8 @@ impl Signals {
     /// our Message-IDs, or naming us in X-Loop.
     fn loop_signals(&mut self, mail: &ParsedMail, ctx: &ClassifyContext) {
         let own = |email: &str| {
-            let key = email.trim().to_lowercase();
+            // support+anything@ is the support mailbox too.
+            let key = crate::config::without_subaddress(email);
             ctx.own_addresses
                 .iter()
                 .any(|a| a.trim().eq_ignore_ascii_case(&key))

@@ -48,6 +48,12 @@ pub fn check_config(path: &Path) -> anyhow::Result<Exit> {
     {
         problems.push(format!("outbox.smtp.password: {e}"));
     }
+    if let Err(e) = crate::notify::Transport::from_config(&cfg) {
+        problems.push(format!("outbox: {e}"));
+    }
+    if let Err(e) = crate::notify::template::Templates::load(cfg.templates.dir.as_deref()) {
+        problems.push(format!("templates: {e}"));
+    }
     if let Some(dir) = cfg.store.path.parent()
         && !dir.as_os_str().is_empty()
         && !dir.exists()

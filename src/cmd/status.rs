@@ -10,14 +10,22 @@ use crate::status;
 use crate::store::Store;
 
 pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
-    let store =
-        Store::open_readonly(&cfg.store.path).with_context(|| format!("reading {}", cfg.store.path.display()))?;
+    let store = Store::open_readonly(&cfg.store.path)
+        .with_context(|| format!("reading {}", cfg.store.path.display()))?;
     let now = jiff::Timestamp::now();
     let report = status::collect(&store.conn, cfg, now)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("postdesk: {}  ({})", if report.healthy { "healthy" } else { "DEGRADED" }, report.summary_line());
+        println!(
+            "postdesk: {}  ({})",
+            if report.healthy {
+                "healthy"
+            } else {
+                "DEGRADED"
+            },
+            report.summary_line()
+        );
         for p in &report.problems {
             println!("  ! {p}");
         }
@@ -34,7 +42,10 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
                 q.breached,
                 match (&q.oldest_unanswered, q.oldest_unanswered_since) {
                     (Some(t), Some(since)) => {
-                        format!("; oldest unanswered {t} ({})", format_duration(now.duration_since(since)))
+                        format!(
+                            "; oldest unanswered {t} ({})",
+                            format_duration(now.duration_since(since))
+                        )
                     }
                     _ => String::new(),
                 }
@@ -48,7 +59,9 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
                 "  {:<14} {:<32} last sync {}{}",
                 m.mailbox,
                 m.address,
-                m.last_sync.map(|t| format!("{} UTC", short_time(t))).unwrap_or_else(|| "never".into()),
+                m.last_sync
+                    .map(|t| format!("{} UTC", short_time(t)))
+                    .unwrap_or_else(|| "never".into()),
                 m.last_error
                     .as_deref()
                     .map(|e| format!(
@@ -62,14 +75,27 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
             "outbox: {} pending, {} failed, {} sent",
             report.outbox.pending, report.outbox.failed, report.outbox.sent
         );
-        if report.outbox.failed > 0
-            && let Ok(failed) = crate::store::outbox::list(&store.conn, "failed", 5)
-        {
-            for f in failed {
-                println!("  failed: {} to {}: {}", f.kind, f.to_addr, f.last_error.as_deref().unwrap_or("-"));
-            }
+        for f in &report.outbox_failed {
+            println!(
+                "  failed: {}{} to {}: {}",
+                f.kind,
+                f.ticket
+                    .as_deref()
+                    .map(|t| format!(" ({t})"))
+                    .unwrap_or_default(),
+                f.to,
+                f.error.as_deref().unwrap_or("-")
+            );
         }
-        println!("quarantine: {} message{}", report.quarantine, if report.quarantine == 1 { "" } else { "s" });
+        println!(
+            "quarantine: {} message{}",
+            report.quarantine,
+            if report.quarantine == 1 { "" } else { "s" }
+        );
     }
-    Ok(if report.healthy { Exit::Success } else { Exit::Failure })
+    Ok(if report.healthy {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
 }

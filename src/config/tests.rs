@@ -25,6 +25,12 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.parse_ticket_ref("42"), Some(42));
     assert_eq!(c.parse_ticket_ref("XX-42"), None);
     assert!(c.is_own_address("SUPPORT@example.com"));
+    assert!(
+        c.is_own_address("support+PD-42@example.com"),
+        "subaddresses are ours too"
+    );
+    assert!(!c.is_own_address("+support@example.com"));
+    assert!(!c.is_own_address("supporter@example.com"));
 }
 
 #[test]

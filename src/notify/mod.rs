@@ -214,6 +214,17 @@ impl Outbox {
     /// Sends every due row, up to [`Transport::parallel`] at once;
     /// returns what happened.
     pub async fn flush(&self, store: &StoreHandle) -> Result<FlushStats, FlushError> {
+        self.flush_until(store, None).await
+    }
+
+    /// Like [`Outbox::flush`], but claims no new rows after `deadline`, so
+    /// the daemon's loop gets back to its heartbeat and its stop signal
+    /// during a large backlog (the rest goes out on the next round).
+    pub async fn flush_until(
+        &self,
+        store: &StoreHandle,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<FlushStats, FlushError> {
         let transport = self.ready().await?;
         let parallel = transport.parallel();
         let batch = parallel * ROUNDS_PER_CLAIM;
@@ -225,6 +236,9 @@ impl Outbox {
             * u32::try_from(ROUNDS_PER_CLAIM + 1).unwrap_or(u32::MAX);
         let mut stats = FlushStats::default();
         loop {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return Ok(stats);
+            }
             let rows = store
                 .call(move |c| outbox::claim_due(c, Timestamp::now(), lease, batch))
                 .await?;
@@ -250,6 +264,7 @@ impl Outbox {
         row: OutboxRow,
     ) -> Result<RowOutcome, StoreError> {
         let now = Timestamp::now();
+        let row_kind = row.kind.clone();
         let (rendered, composed) = match self.prepare(&row, now) {
             Ok(x) => x,
             Err(e) => {
@@ -289,12 +304,33 @@ impl Outbox {
                         outbox::record_sent(c, &row, &sent, Timestamp::now())
                     })
                     .await?;
+                crate::metrics::outbox("sent", &row_kind);
                 return Ok(RowOutcome::Sent);
             }
             Err(SendError::Permanent(e)) => {
                 tracing::error!(error = %e, "Mail refused permanently; marked failed.");
+                crate::metrics::outbox("failed", &row_kind);
+                // The relay refused the recipient itself (5.1.x: no such
+                // user, bad address): like a bounce, no more automatic mail
+                // to it until the person writes to us again.
+                let refused = refuses_recipient(&e).then(|| row.to_addr.clone());
                 store
-                    .call(move |c| outbox::mark_failed(c, row.id, Timestamp::now(), &e))
+                    .call(move |c| {
+                        outbox::mark_failed(c, row.id, Timestamp::now(), &e)?;
+                        if let Some(addr) = refused {
+                            let now = Timestamp::now();
+                            outbox::mark_bouncing(c, &addr, &e, now)?;
+                            crate::store::ingest::insert_event(
+                                c,
+                                now,
+                                row.ticket_id,
+                                None,
+                                crate::plan::event::ADDRESS_BOUNCING,
+                                &serde_json::json!({ "address": addr, "reason": e }),
+                            )?;
+                        }
+                        Ok(())
+                    })
                     .await?;
                 return Ok(RowOutcome::Failed);
             }
@@ -319,6 +355,7 @@ impl Outbox {
                 humantime::format_duration(self.config.outbox.give_up_after)
             );
             tracing::error!(error = %why, "Mail could not be delivered; marked failed.");
+            crate::metrics::outbox("failed", &row_kind);
             store
                 .call(move |c| outbox::mark_failed(c, row.id, Timestamp::now(), &why))
                 .await?;
@@ -330,6 +367,7 @@ impl Outbox {
         } else {
             tracing::warn!(%retry_in, error = %reason, "Mail not sent; will retry.");
         }
+        crate::metrics::outbox("retried", &row_kind);
         store
             .call(move |c| outbox::mark_retry(c, row.id, next, &reason))
             .await?;
@@ -372,6 +410,18 @@ fn one_line_fields(context: &serde_json::Value) -> std::borrow::Cow<'_, serde_js
     std::borrow::Cow::Owned(serde_json::Value::Object(obj))
 }
 
+/// True when a permanent failure is the relay refusing the recipient
+/// address itself: an enhanced status code 5.1.x (RFC 3463: bad
+/// destination mailbox or address), not a policy or content refusal.
+pub fn refuses_recipient(reply: &str) -> bool {
+    reply
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .any(|w| {
+            w.strip_prefix("5.1.")
+                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 /// The wait before the next attempt after `attempts` attempts: the
 /// configured list, its last entry repeating.
 pub fn retry_wait(schedule: &[Duration], attempts: u32) -> Duration {
@@ -386,6 +436,17 @@ pub fn retry_wait(schedule: &[Duration], attempts: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_recipients_are_recognized_by_their_status_code() {
+        assert!(refuses_recipient(
+            "550 5.1.1 <x@example.test>: Recipient address rejected: User unknown"
+        ));
+        assert!(refuses_recipient("permanent: 553 5.1.3 bad address syntax"));
+        assert!(!refuses_recipient("554 5.7.1 Relay access denied"));
+        assert!(!refuses_recipient("552 5.2.2 mailbox full"));
+        assert!(!refuses_recipient("550 5.1. weird"));
+    }
 
     #[test]
     fn retry_schedule_repeats_its_last_wait() {

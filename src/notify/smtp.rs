@@ -367,9 +367,7 @@ impl Relay {
             _ => SendError::Temporary(format!("{at}: {reply}")),
         }
     }
-}
 
-impl Relay {
     /// A certificate problem (unknown CA, wrong name, expired): the
     /// operator's to fix, so a setup error naming the settings.
     fn tls_setup_error(&self, e: &io::Error) -> SendError {

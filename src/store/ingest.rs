@@ -334,7 +334,10 @@ pub fn lookup(
             "SELECT ticket_id FROM outbox WHERE message_id = ?1 AND kind IN ('warning', 'escalation') AND ticket_id IS NOT NULL",
         )?;
         for id in &ids {
-            if let Some(t) = alert_of.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
+            if let Some(t) = alert_of
+                .query_row([id], |r| r.get::<_, i64>(0))
+                .optional()?
+            {
                 candidates.alert_reply = Some((t, id.clone()));
                 break;
             }
@@ -572,12 +575,7 @@ fn apply(
         )?;
     }
     for (address, reason) in &plan.mark_bouncing {
-        tx.prepare_cached(
-            "INSERT INTO address_state (address, bouncing_since, bounce_reason) VALUES (?1, ?2, ?3)
-             ON CONFLICT (address) DO UPDATE SET bouncing_since = coalesce(address_state.bouncing_since, excluded.bouncing_since),
-                                                 bounce_reason = excluded.bounce_reason",
-        )?
-        .execute(params![address, now_ms, reason])?;
+        super::outbox::mark_bouncing(tx, address, reason, now)?;
     }
     if let Some(address) = &plan.clear_bouncing {
         tx.prepare_cached("UPDATE address_state SET bouncing_since = NULL, bounce_reason = NULL WHERE address = ?1")?

@@ -79,6 +79,8 @@ pub enum StoreError {
     WeakSecret(usize),
     #[error("the database connection is closed (postdesk is shutting down)")]
     Closed,
+    #[error("the database cannot be reached right now: {0}")]
+    Unavailable(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("stored data is not what this postdesk expects: {0}")]
@@ -95,7 +97,10 @@ impl StoreError {
                 Some(rusqlite::ErrorCode::ConstraintViolation)
                     | Some(rusqlite::ErrorCode::TypeMismatch)
             ),
-            StoreError::Open { .. } | StoreError::CreateDir { .. } => true,
+            StoreError::Open { .. }
+            | StoreError::CreateDir { .. }
+            | StoreError::Closed
+            | StoreError::Unavailable(_) => true,
             _ => false,
         }
     }

@@ -273,6 +273,23 @@ pub fn mark_failed(
     Ok(())
 }
 
+/// Marks an address as bouncing (our mail to it cannot be delivered); no
+/// automatic mail goes to it until a human message arrives from it.
+pub fn mark_bouncing(
+    conn: &Connection,
+    address: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO address_state (address, bouncing_since, bounce_reason) VALUES (?1, ?2, ?3)
+         ON CONFLICT (address) DO UPDATE SET bouncing_since = coalesce(address_state.bouncing_since, excluded.bouncing_since),
+                                             bounce_reason = excluded.bounce_reason",
+    )?
+    .execute(params![address, to_ms(now), reason])?;
+    Ok(())
+}
+
 /// When the next pending row becomes due (or its lease ends), if any.
 pub fn next_due(conn: &Connection) -> Result<Option<Timestamp>, StoreError> {
     let ms: Option<i64> = conn
@@ -300,6 +317,23 @@ pub fn list(conn: &Connection, status: &str, limit: usize) -> Result<Vec<OutboxR
         .query_map(params![status, limit as i64], read_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Pending rows that failed at least `min_attempts` times: mail that
+/// keeps failing (a refused login, an unreachable relay), with the most
+/// recent error.
+pub fn stuck(conn: &Connection, min_attempts: u32) -> Result<(u64, Option<String>), StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM outbox WHERE status = 'pending' AND attempts >= ?1 AND last_error IS NOT NULL")?
+        .query_row([min_attempts], |r| r.get(0))?;
+    let last: Option<String> = conn
+        .prepare_cached(
+            "SELECT last_error FROM outbox WHERE status = 'pending' AND attempts >= ?1 AND last_error IS NOT NULL
+             ORDER BY next_attempt_at DESC LIMIT 1",
+        )?
+        .query_row([min_attempts], |r| r.get(0))
+        .optional()?;
+    Ok((n.max(0) as u64, last))
 }
 
 /// Outbox totals for status displays.

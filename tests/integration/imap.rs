@@ -659,3 +659,24 @@ fn move_without_the_move_extension_copies_flags_and_expunges() {
     assert_eq!(stack.mailbox_status(&user.address, "INBOX").messages, 1);
     assert_eq!(stack.mailbox_status(&user.address, "Archive").messages, 2);
 }
+
+#[test]
+fn without_idle_the_folder_is_polled() {
+    let stack = shared();
+    let user = stack.lease_user();
+    let pd = postdesk(
+        stack,
+        &user,
+        Tls::None,
+        "idle = false\npoll_interval = \"1s\"\n",
+    );
+    let mut daemon = Daemon::start(&pd, "postdesk=debug");
+    daemon.wait_log("Folder opened.", 1, DEADLINE);
+    stack.append(&user.address, "INBOX", &customer_mail(1, &user.address));
+    eventually(DEADLINE, "the polled message's ticket", || {
+        (count(&pd, "SELECT count(*) FROM tickets")? == 1).then_some(())
+    });
+    assert!(!daemon.log_text().contains("Waiting in IDLE."));
+    let status = daemon.stop(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}");
+}

@@ -300,9 +300,14 @@ fn due_and_breached_tickets_status_per_queue_and_alerts_once() {
     // A breached ticket makes postdesk degraded: exit 1, with the reason.
     let out = pd.run(&["status", "--json"]);
     assert_eq!(out.status.code(), Some(1), "breaches are degraded");
-    let status: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("JSON");
+    let status: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).expect("JSON");
     assert!(
-        status["problems"].as_array().is_some_and(|p| p.iter().any(|x| x.as_str().is_some_and(|x| x.contains("past the response target")))),
+        status["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x
+                .as_str()
+                .is_some_and(|x| x.contains("past the response target")))),
         "{status}"
     );
     let queue = |name: &str| {

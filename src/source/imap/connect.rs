@@ -87,6 +87,7 @@ impl AsyncWrite for Transport {
 
 /// A logged-in session over [`Transport`].
 pub type Session = async_imap::Session<Transport>;
+/// A connection before login.
 type Client = async_imap::Client<Transport>;
 
 /// What the server can do that changes how postdesk works with it.

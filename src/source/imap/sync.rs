@@ -78,6 +78,8 @@ struct Fetched {
     content: Content,
 }
 
+/// What was downloaded of a message: all of it, or (over the size limit)
+/// its header section, kept for the quarantine entry.
 #[derive(Debug)]
 enum Content {
     Whole(Vec<u8>),
@@ -284,6 +286,7 @@ pub async fn sync(
             }
         }
     }
+    pipeline.forget_acted(shared, folder, opened).await?;
     if !done.stopped
         && let Some(end) = state.backlog_end
     {
@@ -470,6 +473,13 @@ async fn fetch_parts(
 /// CPU and database work overlap instead of taking turns.
 const PIPELINE_DEPTH: usize = 2;
 
+/// Owed-action rows are deleted in one transaction per this many carried
+/// out actions (and at the end of every sync), not after every batch: the
+/// delete costs a commit (an fsync), while forgetting to delete only means
+/// that after a crash a few actions run twice, which is harmless (flagging
+/// `\Seen` again, or moving UIDs that are gone, is a no-op on the server).
+const FORGET_ACTIONS_EVERY: usize = 1000;
+
 /// The batches in flight, oldest first.
 #[derive(Default)]
 struct Pipeline {
@@ -478,6 +488,9 @@ struct Pipeline {
     last_commit: Option<tokio::sync::oneshot::Receiver<bool>>,
     /// The lowest UID rewound to in this sync, after a failed commit.
     failed_uid: Option<u32>,
+    /// UIDs whose post-action was carried out but whose owed-action row
+    /// is not yet deleted (see [`FORGET_ACTIONS_EVERY`]).
+    acted: Vec<u32>,
 }
 
 /// One batch being analyzed and committed.
@@ -593,7 +606,10 @@ impl Pipeline {
             let parsed = Action::parse(&action)
                 .ok_or_else(|| ImapError::Task(format!("bad action {action}")))?;
             actions::apply(conn, parsed, &settled.act_on).await?;
-            actions::done(shared, &folder.source(), opened.uidvalidity, settled.act_on).await?;
+            self.acted.extend(settled.act_on);
+            if self.acted.len() >= FORGET_ACTIONS_EVERY {
+                self.forget_acted(shared, folder, opened).await?;
+            }
         }
         tracing::debug!(
             messages = settled.count,
@@ -630,7 +646,21 @@ impl Pipeline {
         if let Some(uid) = first_failed {
             self.rewind_to(shared, folder, opened, uid).await;
         }
+        if let Err(e) = self.forget_acted(shared, folder, opened).await {
+            tracing::debug!(error = %e, "Owed actions not forgotten; they run again harmlessly.");
+        }
         error
+    }
+
+    /// Deletes the owed-action rows of the actions carried out so far.
+    async fn forget_acted(
+        &mut self,
+        shared: &Shared,
+        folder: &Folder,
+        opened: &Opened,
+    ) -> Result<(), ImapError> {
+        let uids = std::mem::take(&mut self.acted);
+        actions::done(shared, &folder.source(), opened.uidvalidity, uids).await
     }
 
     /// Moves the checkpoint back to just below `uid`: the next sync fetches

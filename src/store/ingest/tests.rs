@@ -756,8 +756,16 @@ fn automatic_mail_on_one_ticket_stops_after_the_cap() {
 
 #[test]
 fn a_reply_to_our_alert_is_internal_and_leaves_the_ticket_alone() {
-    let mut e = Env::new("[[queues]]\nname = \"general\"\n[[queues.escalation]]\ncontacts = [\"lead@example.com\"]\n");
-    e.ingest(&mail("ann@customer.test", "a1@customer.test", "Cannot log in", "", BODY_EN));
+    let mut e = Env::new(
+        "[[queues]]\nname = \"general\"\n[[queues.escalation]]\ncontacts = [\"lead@example.com\"]\n",
+    );
+    e.ingest(&mail(
+        "ann@customer.test",
+        "a1@customer.test",
+        "Cannot log in",
+        "",
+        BODY_EN,
+    ));
     // An escalation mail about ticket 1, as the SLA timer queues it.
     let alert_id = e.policy.key.mint(1, "example.com");
     crate::store::outbox::insert(
@@ -789,7 +797,17 @@ fn a_reply_to_our_alert_is_internal_and_leaves_the_ticket_alone() {
     ));
     assert_eq!((r.outcome, r.ticket), (Outcome::Threaded, Some(1)), "{r:?}");
     assert!(r.reason.starts_with("internal"), "{}", r.reason);
-    assert_eq!(e.status(1), "open", "the customer still waits for an answer");
-    assert_eq!(e.count("SELECT count(*) FROM events WHERE kind = 'agent.responded'"), 0);
-    assert_eq!(e.count("SELECT count(*) FROM events WHERE kind = 'alert.replied' AND ticket_id = 1"), 1);
+    assert_eq!(
+        e.status(1),
+        "open",
+        "the customer still waits for an answer"
+    );
+    assert_eq!(
+        e.count("SELECT count(*) FROM events WHERE kind = 'agent.responded'"),
+        0
+    );
+    assert_eq!(
+        e.count("SELECT count(*) FROM events WHERE kind = 'alert.replied' AND ticket_id = 1"),
+        1
+    );
 }
