@@ -11,6 +11,10 @@
 //! per batch of 200, as the IMAP source commits a backlog) with
 //! `synchronous=FULL` (what postdesk uses) and `NORMAL` (for comparison);
 //! and both together. Each phase is run 3 times; the median is printed.
+//!
+//! `BENCH_N=200` limits the number of messages; `BENCH_ONLY=parse` (or
+//! extract, detect, store) runs one stage alone, `BENCH_REPS` times, for
+//! a profiler.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,6 +48,12 @@ fn main() {
         }
     };
     files.sort();
+    if let Some(limit) = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        files.truncate(limit);
+    }
     let raws: Vec<RawMail> = files
         .iter()
         .enumerate()
@@ -75,6 +85,66 @@ fn main() {
     .expect("config");
     let analyzer = Analyzer::new(&cfg);
 
+    // BENCH_ONLY=parse|extract|detect|store runs one stage alone, BENCH_REPS
+    // times, and prints nothing more: for a profiler such as
+    // `valgrind --tool=callgrind`, whose instruction counts do not suffer
+    // from the timing noise of a shared machine.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    if !only.is_empty() {
+        profile_stage(&only, reps, &raws, &analyzer, &cfg);
+        return;
+    }
+
+    // Where the time goes: each pure stage alone, one thread.
+    let parsed: Vec<_> = raws
+        .iter()
+        .filter_map(|r| postdesk::parse::parse(&r.bytes).ok())
+        .collect();
+    let ctx = postdesk::classify::ClassifyContext {
+        own_addresses: vec!["support@example.test".into()],
+        message_id_domain: "example.test".into(),
+    };
+    let detector = postdesk::detect::Detector::new();
+    let texts: Vec<_> = parsed.iter().map(postdesk::extract::extract).collect();
+    let stage = |name: &str, f: &mut dyn FnMut()| {
+        let d = median(|| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        });
+        println!(
+            "  {name:<53} {:>8.1} µs/msg (one thread)",
+            d.as_secs_f64() * 1e6 / n as f64
+        );
+    };
+    println!("stages:");
+    stage("parse", &mut || {
+        for r in &raws {
+            std::hint::black_box(postdesk::parse::parse(&r.bytes).ok());
+        }
+    });
+    stage("classify", &mut || {
+        for p in &parsed {
+            std::hint::black_box(postdesk::classify::classify(p, &ctx));
+        }
+    });
+    stage("extract", &mut || {
+        for p in &parsed {
+            std::hint::black_box(postdesk::extract::extract(p));
+        }
+    });
+    stage("detect", &mut || {
+        for (t, p) in texts.iter().zip(&parsed) {
+            std::hint::black_box(detector.detect(t, &p.subject));
+        }
+    });
+    let text_len: usize = texts.iter().map(|t| t.text.len()).sum();
+    println!("  mean extracted text: {} bytes", text_len / n.max(1));
+
     let analyze = median(|| {
         let t = Instant::now();
         let works = analyzer.analyze_batch(raws.clone());
@@ -93,37 +163,16 @@ fn main() {
         .iter()
         .filter(|w| matches!(w, Work::Quarantine(_)))
         .count();
-    let items: Vec<IngestItem> = works
-        .into_iter()
-        .map(|work| IngestItem {
-            work,
-            effects: SourceEffects::default(),
-        })
-        .collect();
+    let items = ingest_items(works);
     for sync in ["FULL", "NORMAL"] {
         let store_time = median(|| {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
+            let (_dir, mut store, policy) = fresh_store(&cfg);
             store
                 .conn
                 .pragma_update(None, "synchronous", sync)
                 .expect("pragma");
-            let key = store.token_key(&cfg).expect("key");
-            let policy = Policy {
-                config: cfg.clone(),
-                key,
-            };
             let t = Instant::now();
-            for chunk in items.chunks(BATCH) {
-                ingest_batch(
-                    &mut store.conn,
-                    chunk,
-                    &policy,
-                    jiff::Timestamp::now(),
-                    false,
-                )
-                .expect("ingest");
-            }
+            store_all(&mut store, &items, &policy);
             t.elapsed()
         });
         report(
@@ -135,31 +184,11 @@ fn main() {
     }
 
     let total = median(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
-        let key = store.token_key(&cfg).expect("key");
-        let policy = Policy {
-            config: cfg.clone(),
-            key,
-        };
+        let (_dir, mut store, policy) = fresh_store(&cfg);
         let t = Instant::now();
         for chunk in raws.chunks(BATCH) {
-            let items: Vec<IngestItem> = analyzer
-                .analyze_batch(chunk.to_vec())
-                .into_iter()
-                .map(|work| IngestItem {
-                    work,
-                    effects: SourceEffects::default(),
-                })
-                .collect();
-            ingest_batch(
-                &mut store.conn,
-                &items,
-                &policy,
-                jiff::Timestamp::now(),
-                false,
-            )
-            .expect("ingest");
+            let items = ingest_items(analyzer.analyze_batch(chunk.to_vec()));
+            store_all(&mut store, &items, &policy);
         }
         t.elapsed()
     });
@@ -170,6 +199,96 @@ fn main() {
         total,
     );
     println!("quarantined: {quarantined}");
+}
+
+/// One stage alone, for a profiler: see `BENCH_ONLY` in `main`.
+fn profile_stage(only: &str, reps: usize, raws: &[RawMail], analyzer: &Analyzer, cfg: &Config) {
+    let parsed: Vec<_> = raws
+        .iter()
+        .filter_map(|r| postdesk::parse::parse(&r.bytes).ok())
+        .collect();
+    match only {
+        "parse" => {
+            for _ in 0..reps {
+                for r in raws {
+                    std::hint::black_box(postdesk::parse::parse(&r.bytes).ok());
+                }
+            }
+        }
+        "extract" => {
+            for _ in 0..reps {
+                for p in &parsed {
+                    std::hint::black_box(postdesk::extract::extract(p));
+                }
+            }
+        }
+        "detect" => {
+            let detector = postdesk::detect::Detector::new();
+            let texts: Vec<_> = parsed.iter().map(postdesk::extract::extract).collect();
+            for _ in 0..reps {
+                for (t, p) in texts.iter().zip(&parsed) {
+                    std::hint::black_box(detector.detect(t, &p.subject));
+                }
+            }
+        }
+        "store" => {
+            let items = ingest_items(analyzer.analyze_batch(raws.to_vec()));
+            let n = items.len();
+            let bytes: usize = raws.iter().map(|r| r.bytes.len()).sum();
+            let (dir, mut store, policy) = fresh_store(cfg);
+            for pass in ["first pass", "second pass (all duplicates)"] {
+                let t = Instant::now();
+                store_all(&mut store, &items, &policy);
+                report(&format!("store only, {pass}"), n, bytes, t.elapsed());
+            }
+            let size = std::fs::metadata(dir.path().join("bench.db"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            println!("database: {:.1} MB", size as f64 / 1e6);
+        }
+        other => {
+            eprintln!("BENCH_ONLY={other}: expected parse, extract, detect or store");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A new database in a temporary directory (dropped with it) and the
+/// policy that goes with it.
+fn fresh_store(cfg: &Config) -> (tempfile::TempDir, Store, Policy) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&dir.path().join("bench.db")).expect("store");
+    let key = store.token_key(cfg).expect("key");
+    let policy = Policy {
+        config: cfg.clone(),
+        key,
+    };
+    (dir, store, policy)
+}
+
+fn ingest_items(works: Vec<Work>) -> Vec<IngestItem> {
+    works
+        .into_iter()
+        .map(|work| IngestItem {
+            work,
+            effects: SourceEffects::default(),
+        })
+        .collect()
+}
+
+/// Stores `items` in batches of `BATCH`, one transaction each, as the IMAP
+/// source commits a backlog.
+fn store_all(store: &mut Store, items: &[IngestItem], policy: &Policy) {
+    for chunk in items.chunks(BATCH) {
+        ingest_batch(
+            &mut store.conn,
+            chunk,
+            policy,
+            jiff::Timestamp::now(),
+            false,
+        )
+        .expect("ingest");
+    }
 }
 
 fn median(mut f: impl FnMut() -> Duration) -> Duration {

@@ -56,7 +56,10 @@ pub struct Shared {
 #[derive(Debug, Default, Clone)]
 pub struct PassSummary {
     pub reports: Vec<IngestReport>,
+    /// Messages read but not stored (they stay in their source).
     pub failed: usize,
+    /// Sources that could not be read at all (connection, login, folder).
+    pub sources_failed: usize,
     pub outbox: FlushStats,
 }
 

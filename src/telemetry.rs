@@ -21,8 +21,31 @@ fn format_of(cfg: &Config, flag: Option<&str>) -> LogFormat {
     }
 }
 
+/// Libraries that log protocol traffic, credentials included (async-imap
+/// traces `LOGIN "user" "password"` and AUTHENTICATE data): they are held
+/// at `info` whatever RUST_LOG asks for, so no setting puts a secret in
+/// the log.
+const SECRET_BEARING: &[&str] = &["async_imap", "imap_proto", "lettre"];
+
 fn filter(default: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    EnvFilter::new(filter_spec(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        default,
+    ))
+}
+
+/// The filter directives: RUST_LOG (else `default`) without directives for
+/// the secret-bearing libraries, then those capped at `info`.
+fn filter_spec(env: Option<&str>, default: &str) -> String {
+    let base = env.filter(|e| !e.trim().is_empty()).unwrap_or(default);
+    let mut parts: Vec<&str> = base
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !SECRET_BEARING.iter().any(|t| d.starts_with(t)))
+        .collect();
+    let caps: Vec<String> = SECRET_BEARING.iter().map(|t| format!("{t}=info")).collect();
+    parts.extend(caps.iter().map(String::as_str));
+    parts.join(",")
 }
 
 /// True when stderr goes to the journal (systemd sets JOURNAL_STREAM).
@@ -80,4 +103,21 @@ pub fn init_cli(cfg: &Config, flag: Option<&str>) {
 /// For the daemon: the configured level.
 pub fn init_daemon(cfg: &Config, flag: Option<&str>) {
     init(format_of(cfg, flag), &cfg.log.level);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_traces_stay_capped_whatever_rust_log_says() {
+        assert_eq!(
+            filter_spec(Some("trace,async_imap=trace,lettre=debug"), "info"),
+            "trace,async_imap=info,imap_proto=info,lettre=info"
+        );
+        assert_eq!(
+            filter_spec(None, "warn"),
+            "warn,async_imap=info,imap_proto=info,lettre=info"
+        );
+    }
 }

@@ -56,11 +56,18 @@ pub fn run(cfg: Config, once: bool) -> anyhow::Result<Exit> {
             .map(|d| format!(" (files in {})", d.display()))
             .unwrap_or_default()
     );
+    if summary.sources_failed > 0 {
+        println!(
+            "{} source{} could not be read (see the log and `postdesk status`)",
+            summary.sources_failed,
+            if summary.sources_failed == 1 { "" } else { "s" }
+        );
+    }
     println!(
         "next: postdesk --config {} tickets",
         summary_cfg.path.display()
     );
-    Ok(if summary.failed > 0 {
+    Ok(if summary.failed > 0 || summary.sources_failed > 0 {
         Exit::Failure
     } else {
         Exit::Success

@@ -58,8 +58,18 @@ pub fn clean_subject(subject: &str) -> String {
 /// The text without URLs, e-mail addresses, numbers, identifiers
 /// (snake_case, camelCase, dotted.names, paths) and code or log lines.
 pub fn clean_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    clean_text_upto(text, usize::MAX)
+}
+
+/// Like [`clean_text`], stopping once `max` bytes of clean text are
+/// collected: detection looks at a sample, and cleaning the rest of a
+/// long message would be wasted work.
+pub fn clean_text_upto(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max.saturating_add(256)));
     for line in text.lines() {
+        if out.len() >= max {
+            break;
+        }
         if is_code_line(line) {
             continue;
         }

@@ -193,6 +193,11 @@ impl TopCount {
     /// Counts kept lines up to (not including) `i`; lines above the scan
     /// position never change their `keep` flag again.
     fn advance(&mut self, lines: &[&str], keep: &[bool], i: usize) -> usize {
+        // Only "at least TOP_POST_MIN_CHARS" is ever asked: stop counting there.
+        if self.chars >= TOP_POST_MIN_CHARS {
+            self.counted = self.counted.max(i);
+            return self.chars;
+        }
         for (l, k) in lines.iter().zip(keep).take(i).skip(self.counted) {
             if *k && !is_blank(l) && !is_mobile_signature(l) {
                 work(l.len());
@@ -288,7 +293,8 @@ fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
             window.push(' ');
         }
         window.push_str(line.trim());
-        if window.chars().count() > MAX_WINDOW_CHARS {
+        // Bytes bound characters from above: count only when it can matter.
+        if window.len() > MAX_WINDOW_CHARS && window.chars().count() > MAX_WINDOW_CHARS {
             return None;
         }
         let candidate = strip_decoration(&window);
@@ -343,7 +349,13 @@ fn strip_decoration(s: &str) -> &str {
 /// Cheap filter before the regexes: every attribution ends with a colon
 /// or the English verb (Zoho and some mobile clients drop the colon).
 fn ends_like_attribution(s: &str) -> bool {
-    s.ends_with(':') || s.ends_with('：') || s.ends_with('>') || s.to_lowercase().ends_with("wrote")
+    s.ends_with(':')
+        || s.ends_with('：')
+        || s.ends_with('>')
+        || s.len()
+            .checked_sub(5)
+            .and_then(|i| s.get(i..))
+            .is_some_and(|end| end.eq_ignore_ascii_case("wrote"))
 }
 
 /// "From: …" followed closely by at least two more header lines.
@@ -429,18 +441,30 @@ pub(crate) fn is_mobile_signature(line: &str) -> bool {
         .trim()
         .trim_start_matches(['(', '<', '[', '*', '_', '>'])
         .trim_end_matches([')', '>', ']', '*', '_']);
-    let words = t.split_whitespace().count();
-    if t.is_empty() || t.chars().count() > 100 || words > 12 {
+    // Called for every line: decide long lines by their byte length first
+    // (100 characters are at most 400 bytes), and compare without
+    // allocating a lowercase copy.
+    if t.is_empty() || t.len() > 400 || (t.len() > 100 && t.chars().count() > 100) {
         return false;
     }
-    let lower = t.to_lowercase();
-    if let Some(rest) = lower.strip_prefix("sent from my ") {
-        let rest_words: Vec<&str> = rest.split_whitespace().collect();
-        let device = rest_words.iter().take(4).any(|w| {
+    let words = t.split_whitespace().count();
+    if words > 12 {
+        return false;
+    }
+    if let Some(rest) = t
+        .get(..13)
+        .filter(|h| h.eq_ignore_ascii_case("sent from my "))
+        .and_then(|_| t.get(13..))
+    {
+        let mut rest_words = rest.split_whitespace();
+        let device = rest_words.by_ref().take(4).any(|w| {
             let w = w.trim_matches(|c: char| !c.is_alphanumeric());
-            DEVICE_WORDS.contains(&w)
+            DEVICE_WORDS.iter().any(|d| d.eq_ignore_ascii_case(w))
         });
-        return device || (rest_words.len() <= 5 && !rest.contains(',') && !rest.contains(". "));
+        return device
+            || (rest.split_whitespace().count() <= 5
+                && !rest.contains(',')
+                && !rest.contains(". "));
     }
     MOBILE_SIGNATURE.is_match(t) && words <= 10
 }

@@ -398,15 +398,18 @@ pub fn lookup(
     let recipient = plan::reply_address(m, cfg);
     let (recipient_automatic_last_hour, recipient_bouncing) = match &recipient {
         Some(r) => (
-            conn.prepare_cached("SELECT count(*) FROM outbox WHERE to_addr = ?1 AND automatic = 1 AND created_at > ?2")?
-                .query_row(params![r, hour_ago], |row| row.get::<_, i64>(0))? as u32,
+            // Counting stops at the cap: only "below or not" matters.
+            conn.prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE to_addr = ?1 AND automatic = 1 AND created_at > ?2 LIMIT ?3)",
+            )?
+            .query_row(params![r, hour_ago, cfg.acknowledge.per_sender_per_hour], |row| row.get::<_, i64>(0))? as u32,
             is_bouncing(conn, r)?,
         ),
         None => (0, false),
     };
     let automatic_last_hour = conn
-        .prepare_cached("SELECT count(*) FROM outbox WHERE automatic = 1 AND created_at > ?1")?
-        .query_row([hour_ago], |row| row.get::<_, i64>(0))? as u32;
+        .prepare_cached("SELECT count(*) FROM (SELECT 1 FROM outbox WHERE automatic = 1 AND created_at > ?1 LIMIT ?2)")?
+        .query_row(params![hour_ago, cfg.acknowledge.per_hour], |row| row.get::<_, i64>(0))? as u32;
     let sender_bouncing = !sender.is_empty() && is_bouncing(conn, &sender)?;
     Ok(Found {
         decision,
@@ -633,10 +636,10 @@ fn insert_message(
     tx.prepare_cached(
         "INSERT INTO messages (ticket_id, message_id, content_hash, direction, class, outcome, origin, mailbox,
                                from_addr, from_name, to_addrs, cc_addrs, subject, date, received_at, in_reply_to, refs,
-                               headers, body_text, extracted_text, language, language_confidence, language_source,
+                               headers, extracted_text, language, language_confidence, language_source,
                                classification, size_bytes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-                 ?23, ?24, ?25)",
+                 ?23, ?24)",
     )?
     .execute(params![
         ticket_id,
@@ -657,7 +660,6 @@ fn insert_message(
         json(&p.in_reply_to),
         json(&p.references),
         json(&headers),
-        p.text,
         m.customer_text.text,
         language,
         confidence,

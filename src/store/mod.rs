@@ -130,6 +130,10 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
 /// Settings of the writer connection; see the module docs for why FULL.
 fn configure_writer(conn: &Connection) -> Result<(), rusqlite::Error> {
     configure(conn)?;
+    // 16 KiB pages for a new database: messages are kilobytes to megabytes,
+    // and bigger pages mean fewer page writes per message. (It only takes
+    // effect before the first table exists; existing databases keep theirs.)
+    conn.pragma_update(None, "page_size", 16_384)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(
@@ -138,8 +142,9 @@ fn configure_writer(conn: &Connection) -> Result<(), rusqlite::Error> {
         );
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    // Large messages: let SQLite keep more pages in memory (about 16 MB).
-    conn.pragma_update(None, "cache_size", -16_000)?;
+    // A modest page cache (2 MB): the writer mostly appends, and a larger
+    // cache only raised the daemon's resident memory (BENCHMARKS.md).
+    conn.pragma_update(None, "cache_size", -2_000)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }

@@ -202,9 +202,9 @@ pub fn record_sent(
         let n = tx
             .prepare_cached(
                 "INSERT INTO messages (ticket_id, message_id, content_hash, direction, class, outcome, origin, mailbox,
-                                       from_addr, to_addrs, subject, date, received_at, in_reply_to, refs, body_text,
+                                       from_addr, to_addrs, subject, date, received_at, in_reply_to, refs,
                                        extracted_text, language, language_confidence, language_source, size_bytes)
-                 VALUES (?1, ?2, ?3, 'outbound', ?4, 'threaded', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?13, ?14, 1.0,
+                 VALUES (?1, ?2, ?3, 'outbound', ?4, 'threaded', ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14, 1.0,
                          'detected', ?15)
                  ON CONFLICT (message_id, content_hash) DO NOTHING",
             )?

@@ -526,7 +526,7 @@ pub async fn run_once(shared: &Shared, mailbox: &MailboxConfig, summary: &mut Pa
                     .await;
             }
             Err(e) => {
-                summary.failed += 1;
+                summary.sources_failed += 1;
                 Failures::default().record(shared, &source, &e).await;
             }
         }

@@ -55,7 +55,8 @@ CREATE TABLE messages (
     in_reply_to         TEXT    NOT NULL DEFAULT '[]',
     refs                TEXT    NOT NULL DEFAULT '[]',
     headers             TEXT    NOT NULL DEFAULT '[]',
-    body_text           TEXT    NOT NULL,
+    -- what the customer wrote this time (quotes and signature removed);
+    -- the whole body is in message_raw
     extracted_text      TEXT    NOT NULL,
     language            TEXT,
     language_confidence REAL,
@@ -144,6 +145,8 @@ CREATE TABLE outbox (
 ) STRICT;
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_to ON outbox (to_addr, created_at);
+-- the hourly cap of automatic mail counts recent rows only
+CREATE INDEX outbox_automatic ON outbox (created_at) WHERE automatic = 1;
 CREATE INDEX outbox_ticket ON outbox (ticket_id);
 
 -- Addresses we must not mail automatically: they bounced.
