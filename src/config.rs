@@ -1835,6 +1835,32 @@ fn resolve_imap(
         );
     }
     let batch_size = ck.count(&r.batch_size, &k("batch_size"), 200, 1, 5000) as usize;
+    let folder = r.folder.clone().unwrap_or_else(|| "INBOX".to_owned());
+    // Each of these would feed mail back into a folder postdesk reads: a
+    // move into the watched folder comes back with a new UID forever, and
+    // customers' mail moved into (or read from) the Sent folder would be
+    // taken for our agents' replies.
+    if let Some(sent) = &r.sent_folder
+        && same_folder(sent, &folder)
+    {
+        ck.err_plain(
+            &k("sent_folder"),
+            format!("{sent:?} is also the folder ingested as customer mail; name the mailbox's Sent folder (e.g. \"Sent\") or remove the key"),
+        );
+    }
+    if let PostAction::Move(to) = &after_ingest {
+        if same_folder(to, &folder) {
+            ck.err_plain(
+                &k("move_to"),
+                format!("{to:?} is the folder being watched; moved mail would come back as new; name another folder (e.g. \"Archive\")"),
+            );
+        } else if r.sent_folder.as_deref().is_some_and(|s| same_folder(to, s)) {
+            ck.err_plain(
+                &k("move_to"),
+                format!("{to:?} is the sent_folder; customers' mail moved there would be read as agents' replies; name another folder (e.g. \"Archive\")"),
+            );
+        }
+    }
     Some(ImapConfig {
         host,
         port,
@@ -1842,7 +1868,7 @@ fn resolve_imap(
         ca_file: r.ca_file.as_deref().map(|p| resolve_path(base, p)),
         username: r.username.get_ref().clone(),
         auth: auth?,
-        folder: r.folder.clone().unwrap_or_else(|| "INBOX".to_owned()),
+        folder,
         sent_folder: r.sent_folder.clone(),
         after_ingest,
         backlog,
@@ -1860,6 +1886,11 @@ fn resolve_imap(
         ),
         batch_size,
     })
+}
+
+/// IMAP folder names are case-sensitive, except INBOX (RFC 3501 5.1).
+fn same_folder(a: &str, b: &str) -> bool {
+    a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
 }
 
 #[cfg(test)]

@@ -73,10 +73,14 @@ pub fn extract(mail: &ParsedMail) -> CustomerText {
 /// module documentation for the rules.
 pub fn pieces(mail: &ParsedMail) -> Pieces {
     let forward_subject = patterns::FORWARD_SUBJECT.is_match(&mail.subject);
-    let base = if mail.text.trim().is_empty() {
-        mail.html.as_deref().map(html::to_text).unwrap_or_default()
+    let base: std::borrow::Cow<'_, str> = if mail.text.trim().is_empty() {
+        mail.html
+            .as_deref()
+            .map(html::to_text)
+            .unwrap_or_default()
+            .into()
     } else {
-        mail.text.clone()
+        mail.text.as_str().into()
     };
 
     if let Some(pruned) = mail.html.as_deref().and_then(html::strip_quotes) {

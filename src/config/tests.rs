@@ -142,6 +142,35 @@ fn plaintext_imap_is_refused_unless_loopback_or_allowed() {
 }
 
 #[test]
+fn folders_that_would_feed_mail_back_are_refused() {
+    let imap = |extra: &str| {
+        format!(
+            "{MINIMAL}[mailboxes.imap]\nhost = \"127.0.0.1\"\nusername = \"u\"\npassword = {{ file = \"pw\" }}\n{extra}"
+        )
+    };
+    let err = |extra: &str| load(&imap(extra)).unwrap_err().to_string();
+    let e = err("after_ingest = \"move\"\nmove_to = \"inbox\"\n");
+    assert!(e.contains("move_to") && e.contains("watched"), "{e}");
+    let e = err("sent_folder = \"INBOX\"\n");
+    assert!(e.contains("sent_folder"), "{e}");
+    let e = err("sent_folder = \"Sent\"\nafter_ingest = \"move\"\nmove_to = \"Sent\"\n");
+    assert!(e.contains("agents' replies"), "{e}");
+    // Names other than INBOX are case-sensitive on the server.
+    assert!(
+        load(&imap(
+            "folder = \"Support\"\nafter_ingest = \"move\"\nmove_to = \"support\"\n"
+        ))
+        .is_ok()
+    );
+    assert!(
+        load(&imap(
+            "sent_folder = \"Sent\"\nafter_ingest = \"move\"\nmove_to = \"Archive\"\n"
+        ))
+        .is_ok()
+    );
+}
+
+#[test]
 fn queues_routes_and_agents() {
     let text = r#"
 [[queues]]

@@ -101,7 +101,7 @@ fn is_code_line(line: &str) -> bool {
     let mut digits = 0usize;
     for c in line.chars().filter(|c| !c.is_whitespace()) {
         visible += 1;
-        if "{}[]();=<>/\\|_$#%^&*~`+".contains(c) {
+        if is_code_symbol(c) {
             symbols += 1;
         }
         if c.is_ascii_digit() {
@@ -112,6 +112,61 @@ fn is_code_line(line: &str) -> bool {
         return false;
     }
     symbols * 5 > visible || (LOG_LINE.is_match(line) && (digits > 0 || symbols > 0))
+}
+
+/// Programming symbols that mark a line as code. (A `matches!` rather
+/// than `"…".contains(c)`: this runs for every character of the sample.)
+fn is_code_symbol(c: char) -> bool {
+    matches!(
+        c,
+        '{' | '}'
+            | '['
+            | ']'
+            | '('
+            | ')'
+            | ';'
+            | '='
+            | '<'
+            | '>'
+            | '/'
+            | '\\'
+            | '|'
+            | '_'
+            | '$'
+            | '#'
+            | '%'
+            | '^'
+            | '&'
+            | '*'
+            | '~'
+            | '`'
+            | '+'
+    )
+}
+
+/// Symbols dropped from a token, keeping the letters around them.
+fn is_token_symbol(c: char) -> bool {
+    matches!(
+        c,
+        '_' | '/'
+            | '\\'
+            | '='
+            | '<'
+            | '>'
+            | '{'
+            | '}'
+            | '|'
+            | '#'
+            | '$'
+            | '%'
+            | '~'
+            | '`'
+            | '^'
+            | '*'
+            | '+'
+            | '['
+            | ']'
+    )
 }
 
 /// The language part of a whitespace-separated token: `None` for
@@ -128,7 +183,7 @@ fn clean_token(token: &str) -> Option<String> {
     }
     let word: String = token
         .chars()
-        .filter(|c| !c.is_ascii_digit() && !"_/\\=<>{}|#$%~`^*+[]".contains(*c))
+        .filter(|&c| !c.is_ascii_digit() && !is_token_symbol(c))
         .collect();
     word.chars().any(char::is_alphabetic).then_some(word)
 }

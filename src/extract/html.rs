@@ -31,7 +31,7 @@ enum Marker {
 /// HTML has no quote marker (then the caller uses the text rules alone) or
 /// cannot be parsed.
 pub(crate) fn strip_quotes(html: &str) -> Option<String> {
-    if too_deep(html) {
+    if !MAY_HAVE_MARKER.is_match(html.as_bytes()) || too_deep(html) {
         return None;
     }
     let config = html2text::config::plain_no_decorate();
@@ -46,6 +46,36 @@ pub(crate) fn strip_quotes(html: &str) -> Option<String> {
         .unwrap_or_default();
     Some(text)
 }
+
+/// Every [`marker`] needs one of these words in the source (tag names,
+/// classes and ids are matched in lower case there, so any case here).
+/// Most HTML parts carry none: one scan then saves parsing and rendering
+/// the document, the most expensive step of `extract` (a marker written
+/// with character references, `gmail&#95;quote`, is not one a mail
+/// client writes).
+static MAY_HAVE_MARKER: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+    let words = [
+        "blockquote",
+        "divrplyfwdmsg",
+        "appendonsend",
+        "olk_src_body_section",
+        "stopspelling",
+        "outlookmessageheader",
+        "border-top",
+        "gmail_quote",
+        "gmail_attr",
+        "yahoo_quoted",
+        "moz-cite-prefix",
+        "protonmail_quote",
+        "zmail_extra",
+        "ms-outlook-mobile-reference-message",
+        "mail-editor-reference-message-container",
+        "isforwardcontent",
+        "__quoted_text__",
+    ];
+    let pattern = format!("(?i-u){}", words.join("|"));
+    regex::bytes::Regex::new(&pattern).unwrap_or_else(|e| panic!("invalid built-in pattern: {e}"))
+});
 
 /// Renders the whole HTML to text (for a message whose text part is
 /// empty).

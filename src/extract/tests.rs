@@ -412,3 +412,42 @@ fn pathological_inputs_scale_linearly() {
         );
     }
 }
+
+#[test]
+fn every_html_marker_passes_the_prefilter() {
+    // Each marker `html::marker` knows, in the case a client writes it:
+    // the cheap scan must let every one through to the DOM rules.
+    let quoted = |attrs: &str| format!("<div>Answer above.</div><div {attrs}>old thread</div>");
+    let samples = [
+        "<blockquote>old thread</blockquote>".to_owned(),
+        "<BLOCKQUOTE type=cite>old thread</BLOCKQUOTE>".to_owned(),
+        quoted(r#"id="divRplyFwdMsg""#),
+        quoted(r#"id="appendonsend""#),
+        quoted(r#"id="OLK_SRC_BODY_SECTION""#),
+        quoted(r#"id="_stopSpelling""#),
+        quoted(r#"class="OutlookMessageHeader""#),
+        quoted(r#"style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0in 0in 0in""#),
+        quoted(r#"class="gmail_quote""#),
+        quoted(r#"class="gmail_attr""#),
+        quoted(r#"class="yahoo_quoted""#),
+        quoted(r#"id="yahoo_quoted_123""#),
+        quoted(r#"class="moz-cite-prefix""#),
+        quoted(r#"class="protonmail_quote""#),
+        quoted(r#"class="zmail_extra""#),
+        quoted(r#"class="ms-outlook-mobile-reference-message""#),
+        quoted(r#"id="mail-editor-reference-message-container""#),
+        quoted(r#"id="isForwardContent""#),
+        quoted(r#"data-marker="__QUOTED_TEXT__""#),
+    ];
+    for html in &samples {
+        let text = html::strip_quotes(html);
+        assert!(
+            text.as_deref().is_some_and(|t| !t.contains("old thread")),
+            "{html} → {text:?}"
+        );
+    }
+    assert_eq!(
+        html::strip_quotes("<div>No quote here, just a <b>bold</b> request.</div>"),
+        None
+    );
+}

@@ -277,6 +277,22 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<Separator> {
 /// a date, an address or a quoted name: "Hello" above "Ana <a@b.c>
 /// wrote:" is the customer's, not part of the attribution.
 fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
+    // A window matches only if its last line ends like an attribution (or
+    // is all decoration, which exposes the end of the line above), and a
+    // blank line ends the search. Most lines are prose: decide them here
+    // without building a window.
+    let plausible = lines
+        .iter()
+        .skip(i)
+        .take(MAX_WINDOW_LINES)
+        .take_while(|l| !is_blank(l))
+        .any(|l| {
+            let s = strip_decoration(l);
+            s.is_empty() || ends_like_attribution(s)
+        });
+    if !plausible {
+        return None;
+    }
     let first = lines.get(i)?.trim_end();
     let first_can_wrap = !ends_sentence(first);
     let first_has_evidence = first.contains(|c: char| c.is_ascii_digit() || "@<\"".contains(c));
