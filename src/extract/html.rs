@@ -54,28 +54,50 @@ pub(crate) fn strip_quotes(html: &str) -> Option<String> {
 /// with character references, `gmail&#95;quote`, is not one a mail
 /// client writes).
 static MAY_HAVE_MARKER: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
-    let words = [
-        "blockquote",
-        "divrplyfwdmsg",
-        "appendonsend",
-        "olk_src_body_section",
-        "stopspelling",
-        "outlookmessageheader",
-        "border-top",
-        "gmail_quote",
-        "gmail_attr",
-        "yahoo_quoted",
-        "moz-cite-prefix",
-        "protonmail_quote",
-        "zmail_extra",
-        "ms-outlook-mobile-reference-message",
-        "mail-editor-reference-message-container",
-        "isforwardcontent",
-        "__quoted_text__",
-    ];
+    let words: Vec<&str> = CUT_REST_IDS
+        .iter()
+        .chain(CUT_REST_CLASSES)
+        .chain(QUOTE_CLASSES)
+        .chain(&[
+            "blockquote",
+            "border-top",
+            QUOTE_ID_PREFIX,
+            QUOTE_ID_CONTAINS,
+            QUOTE_ID,
+            QUOTE_DATA_MARKER,
+        ])
+        .copied()
+        .collect();
     let pattern = format!("(?i-u){}", words.join("|"));
     regex::bytes::Regex::new(&pattern).unwrap_or_else(|e| panic!("invalid built-in pattern: {e}"))
 });
+
+/// Ids (substrings, lower case) of the header element Outlook, Hotmail
+/// and Outlook for Mac put above the quoted message.
+const CUT_REST_IDS: &[&str] = &[
+    "divrplyfwdmsg",
+    "appendonsend",
+    "olk_src_body_section",
+    "stopspelling",
+];
+/// Classes (substrings) of the same header element.
+const CUT_REST_CLASSES: &[&str] = &["outlookmessageheader", "stopspelling"];
+/// Classes (substrings) of an element that is the quote.
+const QUOTE_CLASSES: &[&str] = &[
+    "gmail_quote",
+    "gmail_attr",
+    "yahoo_quoted",
+    "moz-cite-prefix",
+    "protonmail_quote",
+    "zmail_extra",
+    "ms-outlook-mobile-reference-message",
+];
+/// Ids of an element that is the quote: a prefix, a substring, an exact id.
+const QUOTE_ID_PREFIX: &str = "yahoo_quoted";
+const QUOTE_ID_CONTAINS: &str = "mail-editor-reference-message-container";
+const QUOTE_ID: &str = "isforwardcontent";
+/// The `data-marker` value of a quote element.
+const QUOTE_DATA_MARKER: &str = "__quoted_text__";
 
 /// Renders the whole HTML to text (for a message whose text part is
 /// empty).
@@ -220,12 +242,8 @@ fn marker(node: &Handle) -> Marker {
     // Outlook (desktop, web, mobile), Hotmail and Outlook for Mac start
     // the quoted message with a header element; the quote is its
     // following siblings, not its children.
-    if id.contains("divrplyfwdmsg")
-        || id.contains("appendonsend")
-        || id.contains("olk_src_body_section")
-        || id.contains("stopspelling")
-        || class.contains("outlookmessageheader")
-        || class.contains("stopspelling")
+    if CUT_REST_IDS.iter().any(|m| id.contains(m))
+        || CUT_REST_CLASSES.iter().any(|m| class.contains(m))
     {
         return Marker::CutRest;
     }
@@ -241,20 +259,11 @@ fn marker(node: &Handle) -> Marker {
     if tag == "blockquote" {
         return Marker::Quote;
     }
-    let quote_class = [
-        "gmail_quote",
-        "gmail_attr",
-        "yahoo_quoted",
-        "moz-cite-prefix",
-        "protonmail_quote",
-        "zmail_extra",
-        "ms-outlook-mobile-reference-message",
-    ];
-    if quote_class.iter().any(|c| class.contains(c))
-        || id.starts_with("yahoo_quoted")
-        || id.contains("mail-editor-reference-message-container")
-        || id == "isforwardcontent"
-        || attr("data-marker") == "__quoted_text__"
+    if QUOTE_CLASSES.iter().any(|c| class.contains(c))
+        || id.starts_with(QUOTE_ID_PREFIX)
+        || id.contains(QUOTE_ID_CONTAINS)
+        || id == QUOTE_ID
+        || attr("data-marker") == QUOTE_DATA_MARKER
     {
         return Marker::Quote;
     }
