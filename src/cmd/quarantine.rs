@@ -8,10 +8,11 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::{Exit, short_time};
-use crate::config::Config;
+use crate::config::{Config, ImapConfig, SourceConfig};
 use crate::mail::{Direction, Origin, RawMail};
 use crate::pipeline::Analyzer;
 use crate::plan::Policy;
+use crate::source::imap::sync::Refetched;
 use crate::store::Store;
 use crate::store::ingest::{IngestItem, SourceEffects, Work, ingest_batch};
 use crate::store::quarantine;
@@ -165,7 +166,7 @@ fn replay_one(
     }
     let bytes = match bytes {
         Some(b) => b,
-        None => recover(&q.origin).with_context(|| {
+        None => recover(&policy.config, &q.origin).with_context(|| {
             format!(
                 "the message was too large to keep; its original at {} is needed",
                 q.origin
@@ -175,7 +176,7 @@ fn replay_one(
     let raw = RawMail {
         origin: Origin::Replay { quarantine_id: id },
         mailbox: q.mailbox.clone(),
-        direction: Direction::Inbound,
+        direction: direction_of(&policy.config, &q.origin),
         arrived: Some(q.received_at),
         bytes,
     };
@@ -210,8 +211,79 @@ fn replay_one(
     ))
 }
 
-/// Reads a message too large to have been kept from where it came from.
-fn recover(origin: &str) -> anyhow::Result<Vec<u8>> {
+/// Where an `imap:` origin points: mailbox, folder, UIDVALIDITY, UID
+/// (the format of [`Origin::key`]; a folder name may contain `/`).
+fn imap_origin(origin: &str) -> Option<(&str, &str, u32, u32)> {
+    let rest = origin.strip_prefix("imap:")?;
+    let (mailbox, rest) = rest.split_once('/')?;
+    let (rest, uid) = rest.rsplit_once('/')?;
+    let (folder, uidvalidity) = rest.rsplit_once('/')?;
+    Some((
+        mailbox,
+        folder,
+        uidvalidity.parse().ok()?,
+        uid.parse().ok()?,
+    ))
+}
+
+/// The IMAP settings of the configured mailbox `name`.
+fn imap_config<'c>(cfg: &'c Config, name: &str) -> Option<&'c ImapConfig> {
+    cfg.mailboxes
+        .iter()
+        .find(|m| m.name == name)
+        .and_then(|m| match &m.source {
+            Some(SourceConfig::Imap(i)) => Some(i),
+            _ => None,
+        })
+}
+
+/// Mail quarantined from a mailbox's Sent folder is our agents' and is
+/// replayed as outbound, as the source would have stored it.
+fn direction_of(cfg: &Config, origin: &str) -> Direction {
+    let from_sent = imap_origin(origin).is_some_and(|(mailbox, folder, _, _)| {
+        imap_config(cfg, mailbox).is_some_and(|i| i.sent_folder.as_deref() == Some(folder))
+    });
+    if from_sent {
+        Direction::Outbound
+    } else {
+        Direction::Inbound
+    }
+}
+
+/// Reads a message too large to have been kept from where it came from:
+/// its file, or its IMAP server (read-only; nothing there changes).
+fn recover(cfg: &Config, origin: &str) -> anyhow::Result<Vec<u8>> {
+    if let Some((mailbox, folder, uidvalidity, uid)) = imap_origin(origin) {
+        let Some(imap) = imap_config(cfg, mailbox) else {
+            anyhow::bail!("mailbox {mailbox:?} is no longer configured for IMAP");
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let fetched = runtime
+            .block_on(crate::source::imap::sync::refetch(
+                imap,
+                folder,
+                uidvalidity,
+                uid,
+            ))
+            .with_context(|| {
+                format!(
+                    "fetching UID {uid} from {}:{} {folder:?}",
+                    imap.host, imap.port
+                )
+            })?;
+        return match fetched {
+            Refetched::Found(bytes) => Ok(bytes),
+            Refetched::Gone => anyhow::bail!(
+                "the server no longer has UID {uid} in {folder:?} (expunged or moved); find the message and use `postdesk ingest`"
+            ),
+            Refetched::Renumbered => anyhow::bail!(
+                "the UIDVALIDITY of {folder:?} changed, so UID {uid} may be another message; find the message and use `postdesk ingest`"
+            ),
+        };
+    }
+
     if let Some(path) = origin.strip_prefix("file:") {
         return Ok(std::fs::read(path)?);
     }
@@ -231,7 +303,64 @@ fn recover(origin: &str) -> anyhow::Result<Vec<u8>> {
         }
         anyhow::bail!("the file {unique} is no longer in {dir}");
     }
+    if let Some((path, index)) = origin
+        .strip_prefix("mbox:")
+        .and_then(|rest| rest.rsplit_once('#'))
+        && let Ok(index) = index.parse::<usize>()
+    {
+        let found = crate::source::mbox::MboxReader::open(Path::new(path))?.nth(index);
+        return match found {
+            Some(mail) => Ok(mail?.bytes),
+            None => anyhow::bail!("{path} no longer has a message number {index}"),
+        };
+    }
     anyhow::bail!(
-        "it can only be read again from {origin}; raise ingest.max_message_size and have the source fetch it again"
+        "only its headers were kept and {origin} cannot be read again; ask the sender to send it again, or import a copy with `postdesk ingest`"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imap_origins_are_read_back_whatever_the_folder_name() {
+        let key = |folder: &str| {
+            Origin::Imap {
+                mailbox: "support".into(),
+                folder: folder.into(),
+                uidvalidity: 17,
+                uid: 42,
+            }
+            .key()
+        };
+        assert_eq!(
+            imap_origin(&key("INBOX")),
+            Some(("support", "INBOX", 17, 42))
+        );
+        assert_eq!(
+            imap_origin(&key("INBOX/Support/2026")),
+            Some(("support", "INBOX/Support/2026", 17, 42))
+        );
+        assert_eq!(imap_origin("maildir:/var/mail#1"), None);
+        assert_eq!(imap_origin("imap:support/INBOX/x/42"), None);
+    }
+
+    #[test]
+    fn mail_from_the_sent_folder_is_replayed_as_outbound() {
+        let cfg = Config::from_str(
+            "[[mailboxes]]\nname = \"support\"\naddress = \"support@example.com\"\n[mailboxes.imap]\nhost = \"127.0.0.1\"\nusername = \"u\"\npassword = { file = \"pw\" }\nsent_folder = \"Sent\"\n",
+            Path::new("/etc/postdesk/postdesk.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            direction_of(&cfg, "imap:support/Sent/1/2"),
+            Direction::Outbound
+        );
+        assert_eq!(
+            direction_of(&cfg, "imap:support/INBOX/1/2"),
+            Direction::Inbound
+        );
+        assert_eq!(direction_of(&cfg, "pipe"), Direction::Inbound);
+    }
 }

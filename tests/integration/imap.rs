@@ -460,6 +460,29 @@ fn a_message_over_the_size_limit_is_quarantined_with_its_headers() {
     assert!(flags[1].1.contains(&"\\Seen".to_owned()), "{flags:?}");
     let out = stdout_ok(&pd.run(&["run", "--once"]));
     assert!(once_line(&out).starts_with("0 messages read"), "{out}");
+    // Once the limit is raised, the replay fetches it from the server
+    // (read-only: the message stays unseen for the person who looks).
+    let id: i64 = db
+        .query_row("SELECT id FROM quarantine", [], |r| r.get(0))
+        .expect("the quarantine id");
+    let out = stdout_ok(&pd.run(&[
+        "quarantine",
+        "replay",
+        &id.to_string(),
+        "--max-size",
+        "1 MiB",
+    ]));
+    assert!(out.contains("created PD-2"), "{out}");
+    let size: i64 = db
+        .query_row(
+            "SELECT length(raw) FROM message_raw JOIN messages ON messages.id = message_raw.message WHERE messages.message_id = 'big@example.org'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the replayed message");
+    assert_eq!(usize::try_from(size).ok(), Some(big.len()));
+    let flags = stack.flags(&user.address, "INBOX");
+    assert!(!flags[0].1.contains(&"\\Seen".to_owned()), "{flags:?}");
 }
 
 #[test]

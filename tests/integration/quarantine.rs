@@ -68,3 +68,25 @@ fn quarantined_mail_can_be_listed_replayed_and_dropped() {
     let status: Value = serde_json::from_str(&stdout_ok(&pd.run(&["status", "--json"]))).unwrap();
     assert_eq!(status["quarantine"], 0);
 }
+
+#[test]
+fn an_oversized_message_from_an_mbox_is_replayed_from_the_file() {
+    let pd = Postdesk::new("[ingest]\nmax_message_size = \"4 KiB\"\n");
+    let mut mbox = b"From small@customer.test Mon Nov 16 09:00:00 2026\nFrom: small@customer.test\nTo: support@example.com\nSubject: Small\nMessage-ID: <small@customer.test>\n\nHello.\n\n".to_vec();
+    mbox.extend_from_slice(b"From big@customer.test Mon Nov 16 09:05:00 2026\nFrom: big@customer.test\nTo: support@example.com\nSubject: Big\nMessage-ID: <big@customer.test>\n\nThe log follows.\n");
+    mbox.extend_from_slice(
+        &b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n".repeat(200),
+    );
+    let path = pd.path("archive.mbox");
+    std::fs::write(&path, &mbox).unwrap();
+    let r = pd.ingest_json(&[&path]);
+    let outcomes: Vec<&str> = r.iter().filter_map(|l| l["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["created", "quarantined"], "{r:?}");
+    let list: Value =
+        serde_json::from_str(&stdout_ok(&pd.run(&["quarantine", "list", "--json"]))).unwrap();
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    let text = stdout_ok(&pd.run(&["quarantine", "replay", &id, "--max-size", "1 MiB"]));
+    assert!(text.contains("created PD-2"), "{text}");
+    let show = stdout_ok(&pd.run(&["show", "PD-2"]));
+    assert!(show.contains("The log follows."), "{show}");
+}

@@ -17,9 +17,9 @@ use futures::{Stream, StreamExt};
 use jiff::Timestamp;
 
 use super::actions::{self, Action};
-use super::connect::Connection;
+use super::connect::{self, Connection, Credentials};
 use super::{COMMAND_TIMEOUT, Folder, ImapError, timed, utf7};
-use crate::config::Backlog;
+use crate::config::{Backlog, ImapConfig};
 use crate::daemon::{PassSummary, Shared};
 use crate::health::Heartbeat;
 use crate::mail::{Origin, RawMail};
@@ -464,6 +464,66 @@ async fn fetch_parts(
     drop(stream);
     conn.drain_unsolicited();
     Ok(out)
+}
+
+/// What the server holds under a quarantined message's UID.
+#[derive(Debug)]
+pub enum Refetched {
+    /// The message, whole.
+    Found(Vec<u8>),
+    /// No message with that UID any more (expunged or moved away).
+    Gone,
+    /// The folder's UIDVALIDITY changed: the UID may name another message.
+    Renumbered,
+}
+
+/// Downloads one message by UID, with the folder opened read-only
+/// (EXAMINE, `BODY.PEEK[]`): for `postdesk quarantine replay` of a message
+/// that was too large to keep, which the server still has. Nothing on the
+/// server changes.
+pub async fn refetch(
+    cfg: &ImapConfig,
+    folder: &str,
+    uidvalidity: u32,
+    uid: u32,
+) -> Result<Refetched, ImapError> {
+    let tls = super::tls_config(cfg).await?;
+    let mut creds = Credentials::new(cfg.auth.clone());
+    let mut conn = connect::connect(cfg, tls.as_ref(), &mut creds).await?;
+    let result = refetch_in(&mut conn, folder, uidvalidity, uid).await;
+    conn.logout().await;
+    result
+}
+
+async fn refetch_in(
+    conn: &mut Connection,
+    folder: &str,
+    uidvalidity: u32,
+    uid: u32,
+) -> Result<Refetched, ImapError> {
+    let wire = utf7::encode(folder);
+    let mbox = timed("EXAMINE", COMMAND_TIMEOUT, async {
+        conn.session.examine(&wire).await.map_err(|e| match e {
+            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+                ImapError::Folder {
+                    folder: folder.to_owned(),
+                    reason: text,
+                }
+            }
+            e => ImapError::protocol("EXAMINE", e),
+        })
+    })
+    .await?;
+    let current = mbox
+        .uid_validity
+        .ok_or_else(|| ImapError::NoUidValidity(folder.to_owned()))?;
+    if current != uidvalidity {
+        return Ok(Refetched::Renumbered);
+    }
+    let mut bodies = fetch_parts(conn, &[uid], "(UID BODY.PEEK[])", Fetch::body).await?;
+    Ok(bodies
+        .remove(&uid)
+        .map_or(Refetched::Gone, Refetched::Found))
 }
 
 /// Batches between download and post-action. Each batch is analyzed on
