@@ -170,6 +170,10 @@ pub struct Cause {
     /// False for a change caused by old mail (an import): a clock started
     /// by it sends no alerts.
     pub notify: bool,
+    /// When it happened, if earlier than it is handled: the server's
+    /// arrival time of a message ingested late (after an outage, or a
+    /// Sent-folder reply synced later). The clock counts from there.
+    pub at: Option<Timestamp>,
 }
 
 impl Cause {
@@ -179,6 +183,7 @@ impl Cause {
             message: None,
             detail,
             notify: true,
+            at: None,
         }
     }
 }
@@ -216,9 +221,19 @@ pub fn apply_trigger(
     };
     let queue_name = ticket_queue(conn, ticket)?.unwrap_or_default();
     let queue = cfg.queue(&queue_name);
+    // The moment the clock changes: when the cause happened, never in the
+    // future and never before the ticket's latest clock started or stopped
+    // (clocks follow each other).
+    let floor = latest
+        .as_ref()
+        .map(|s| s.clock.stopped.map_or(s.clock.started_at, |st| st.at));
+    let at = cause
+        .at
+        .map_or(now, |t| t.min(now))
+        .max(floor.unwrap_or(Timestamp::MIN));
     match change {
         Change::Start { kind, seq } => {
-            let mut c = Clock::start(queue, kind, seq, now);
+            let mut c = Clock::start(queue, kind, seq, at);
             c.notify = cause.notify;
             insert_clock(conn, ticket, &c, queue, now)?;
             let zone = queue
@@ -247,18 +262,18 @@ pub fn apply_trigger(
             let Some(mut stored) = latest else {
                 return Ok(None);
             };
-            stored.clock.stop(now, reason);
+            stored.clock.stop(at, reason);
             update_clock(conn, stored.id, &stored.clock, queue, now)?;
             let c = &stored.clock;
             let used = match queue {
-                Some(q) => q.calendar.business_time_between(c.started_at, now),
-                None => now.duration_since(c.started_at),
+                Some(q) => q.calendar.business_time_between(c.started_at, at),
+                None => at.duration_since(c.started_at),
             };
             let detail = json!({
                 "clock": c.kind.as_str(),
                 "seq": seq,
                 "reason": reason.as_str(),
-                "met": now <= c.due_at,
+                "met": at <= c.due_at,
                 "business_time": format_duration(used),
                 "due_at": c.due_at,
             });
@@ -320,6 +335,9 @@ pub fn on_ingest(
             message,
             detail,
             notify: fresh,
+            // Fresh mail counts from its arrival at the server; old mail
+            // (an import) from now, so it does not breach on arrival.
+            at: mail.raw.arrived.filter(|_| fresh),
         };
         changed |= apply_trigger(tx, cfg, ticket, trigger, &cause, now)?.is_some();
     }

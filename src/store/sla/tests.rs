@@ -78,11 +78,22 @@ impl Env {
     }
 
     fn ingest_as(&mut self, bytes: &str, direction: Direction) -> IngestReport {
+        self.ingest_arrived(bytes, direction, None)
+    }
+
+    /// Ingests mail the server says arrived at `arrived` (IMAP's
+    /// INTERNALDATE, a Maildir file's time).
+    fn ingest_arrived(
+        &mut self,
+        bytes: &str,
+        direction: Direction,
+        arrived: Option<Timestamp>,
+    ) -> IngestReport {
         let raw = RawMail {
             origin: Origin::Pipe,
             mailbox: None,
             direction,
-            arrived: None,
+            arrived,
             bytes: bytes.replace('\n', "\r\n").into_bytes(),
         };
         let item = IngestItem {
@@ -749,4 +760,84 @@ fn reply_subjects_lose_prefixes_and_our_tag() {
     assert_eq!(base_subject("Login", "PD-4"), "Login");
     assert_eq!(base_subject("Report: numbers", "PD-4"), "Report: numbers");
     assert_eq!(base_subject("re:", "PD-4"), "");
+}
+
+#[test]
+fn mail_ingested_late_counts_from_its_arrival_at_the_server() {
+    let mut e = Env::new(QUEUE);
+    // postdesk was down: the customer's mail reached the server at T0 and
+    // is ingested three hours later. The customer has waited since T0.
+    e.later(SignedDuration::from_hours(3));
+    let r = e.ingest_arrived(
+        &mail(
+            "Ann <ann@customer.test>",
+            "a1@customer.test",
+            "Cannot log in",
+            "",
+            BODY,
+        ),
+        Direction::Inbound,
+        Some(ts(T0)),
+    );
+    let t = r.ticket.expect("ticket");
+    let c = &e.clocks(t)[0];
+    assert_eq!(c.started_at, ts(T0));
+    assert_eq!(c.due_at, ts("2026-11-23T10:00:00Z"));
+
+    // An agent answered from the shared mailbox at T0 + 20 h; the Sent
+    // folder is synced only after the due time. The answer was in time.
+    e.at("2026-11-23T12:00:00Z");
+    let sent = "From: Support <support@example.com>\nTo: ann@customer.test\nSubject: Re: [PD-1] Cannot log in\nMessage-ID: <s1@example.com>\nIn-Reply-To: <a1@customer.test>\nDate: Mon, 23 Nov 2026 06:00:00 +0000\n\nHi Ann, we reset your password.\n";
+    let r = e.ingest_arrived(sent, Direction::Outbound, Some(ts("2026-11-23T06:00:00Z")));
+    assert_eq!(r.outcome, Outcome::Threaded, "{r:?}");
+    let c = &e.clocks(t)[0];
+    assert_eq!(c.stopped.map(|s| s.at), Some(ts("2026-11-23T06:00:00Z")));
+    assert_eq!(c.phase(e.now), Phase::Met);
+
+    // A time from the server never moves a clock before the one it
+    // follows, nor into the future.
+    e.at("2026-11-23T14:00:00Z");
+    e.ingest_arrived(
+        &mail(
+            "Ann <ann@customer.test>",
+            "a2@customer.test",
+            "Re: Cannot log in",
+            "In-Reply-To: <s1@example.com>",
+            FOLLOW_UP,
+        ),
+        Direction::Inbound,
+        Some(ts("2026-11-23T01:00:00Z")),
+    );
+    let c = e.clocks(t);
+    assert_eq!(c[1].started_at, ts("2026-11-23T06:00:00Z"));
+    let r = e.ingest_arrived(
+        &mail(
+            "Ann <ann@customer.test>",
+            "a3@customer.test",
+            "Another question",
+            "",
+            "And how do I change the e-mail address of my account, please?",
+        ),
+        Direction::Inbound,
+        Some(ts("2026-12-01T00:00:00Z")),
+    );
+    let c = &e.clocks(r.ticket.expect("ticket"))[0];
+    assert_eq!(c.started_at, e.now);
+
+    // Old mail (older than acknowledge.max_age) counts from now: an
+    // import of an old inbox must not breach on arrival.
+    let r = e.ingest_arrived(
+        &mail(
+            "Bo <bo@customer.test>",
+            "b9@customer.test",
+            "Invoice question",
+            "",
+            "Could you send me the invoice for October again, please?",
+        ),
+        Direction::Inbound,
+        Some(ts("2026-11-01T00:00:00Z")),
+    );
+    let c = &e.clocks(r.ticket.expect("ticket"))[0];
+    assert_eq!(c.started_at, e.now);
+    assert!(!c.notify);
 }
