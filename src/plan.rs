@@ -393,7 +393,16 @@ fn plan_existing(
                 p.reason = format!("{}; reopened", p.reason);
             }
             status = Some("open");
-            p.event(event::CUSTOMER_REPLIED, json!({ "by": from }));
+            // The arrival time lets an agent's answer that is found later
+            // (a Sent folder synced after the inbox) tell whether this
+            // message came after it and still waits for an answer.
+            p.event(
+                event::CUSTOMER_REPLIED,
+                json!({
+                    "by": from,
+                    "arrived_ms": mail.raw.arrived.map(|t| t.as_millisecond()),
+                }),
+            );
         }
     } else if class == Class::Bounce {
         p.event(

@@ -339,9 +339,61 @@ pub fn on_ingest(
             // (an import) from now, so it does not breach on arrival.
             at: mail.raw.arrived.filter(|_| fresh),
         };
-        changed |= apply_trigger(tx, cfg, ticket, trigger, &cause, now)?.is_some();
+        let change = apply_trigger(tx, cfg, ticket, trigger, &cause, now)?;
+        changed |= change.is_some();
+        if let (Some(Change::Stop { .. }), Trigger::AgentResponded, Some(at)) =
+            (change, trigger, cause.at)
+        {
+            changed |= restart_for_later_customer_mail(tx, cfg, ticket, at, fresh, now)?;
+        }
     }
     Ok(changed)
+}
+
+/// An answer ingested late (the Sent folder synced after the inbox) stops
+/// the clock at the time it was sent; a customer message that arrived after
+/// that, already on the ticket, is not answered by it: the next clock
+/// starts from that message, and the ticket waits on us again.
+fn restart_for_later_customer_mail(
+    tx: &Transaction<'_>,
+    cfg: &Config,
+    ticket: i64,
+    answered_at: Timestamp,
+    notify: bool,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let later: Option<(i64, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT json_extract(detail, '$.arrived_ms') AS arrived, message FROM events
+             WHERE ticket_id = ?1 AND kind = ?2 AND json_extract(detail, '$.arrived_ms') > ?3
+             ORDER BY arrived LIMIT 1",
+        )?
+        .query_row(
+            params![ticket, plan::event::CUSTOMER_REPLIED, to_ms(answered_at)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((arrived_ms, message)) = later else {
+        return Ok(false);
+    };
+    let arrived = from_ms(arrived_ms);
+    let cause = Cause {
+        message,
+        detail: json!({
+            "cause": plan::event::CUSTOMER_REPLIED,
+            "why": "the customer wrote again after the answer, which was found later",
+        }),
+        notify,
+        at: Some(arrived),
+    };
+    if apply_trigger(tx, cfg, ticket, Trigger::CustomerWrote, &cause, now)?.is_none() {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE tickets SET status = 'open', updated_at = ?2 WHERE id = ?1 AND status = 'waiting'",
+        params![ticket, to_ms(now)],
+    )?;
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------

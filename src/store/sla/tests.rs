@@ -841,3 +841,59 @@ fn mail_ingested_late_counts_from_its_arrival_at_the_server() {
     assert_eq!(c.started_at, e.now);
     assert!(!c.notify);
 }
+
+#[test]
+fn an_answer_found_late_does_not_swallow_the_customer_mail_after_it() {
+    let mut e = Env::new(QUEUE);
+    let t = e
+        .ingest_arrived(
+            &mail(
+                "Ann <ann@customer.test>",
+                "a1@customer.test",
+                "Cannot log in",
+                "",
+                BODY,
+            ),
+            Direction::Inbound,
+            Some(ts(T0)),
+        )
+        .ticket
+        .expect("ticket");
+    // The agent answered at T0 + 1 h; Ann wrote again at T0 + 2 h. The inbox
+    // is synced first, the Sent folder an hour later.
+    e.at("2026-11-22T12:00:00Z");
+    e.ingest_arrived(
+        &mail(
+            "Ann <ann@customer.test>",
+            "a2@customer.test",
+            "Re: Cannot log in",
+            "In-Reply-To: <a1@customer.test>",
+            FOLLOW_UP,
+        ),
+        Direction::Inbound,
+        Some(ts("2026-11-22T12:00:00Z")),
+    );
+    assert_eq!(e.clocks(t).len(), 1, "one answer is owed, one clock runs");
+    e.at("2026-11-22T13:00:00Z");
+    let sent = "From: Support <support@example.com>\nTo: ann@customer.test\nSubject: Re: [PD-1] Cannot log in\nMessage-ID: <s1@example.com>\nIn-Reply-To: <a1@customer.test>\nDate: Sun, 22 Nov 2026 11:00:00 +0000\n\nHi Ann, we reset your password.\n";
+    let r = e.ingest_arrived(sent, Direction::Outbound, Some(ts("2026-11-22T11:00:00Z")));
+    assert_eq!(r.outcome, Outcome::Threaded, "{r:?}");
+    let c = e.clocks(t);
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!(c[0].stopped.map(|s| s.at), Some(ts("2026-11-22T11:00:00Z")));
+    assert_eq!(
+        (c[1].kind, c[1].started_at),
+        (ClockKind::Next, ts("2026-11-22T12:00:00Z"))
+    );
+    assert!(c[1].is_running());
+    assert_eq!(e.status(t), "open", "the ticket waits on us, not on Ann");
+
+    // An answer that is found in time changes nothing of the kind.
+    e.at("2026-11-22T14:00:00Z");
+    let sent = "From: Support <support@example.com>\nTo: ann@customer.test\nSubject: Re: [PD-1] Cannot log in\nMessage-ID: <s2@example.com>\nIn-Reply-To: <a2@customer.test>\nDate: Sun, 22 Nov 2026 14:00:00 +0000\n\nHi Ann, here is a new link.\n";
+    e.ingest_arrived(sent, Direction::Outbound, Some(ts("2026-11-22T14:00:00Z")));
+    let c = e.clocks(t);
+    assert_eq!(c.len(), 2);
+    assert!(!c[1].is_running());
+    assert_eq!(e.status(t), "waiting");
+}
