@@ -183,13 +183,22 @@ const FOLLOW_UP: &str =
 
 /// A new ticket from ann@customer.test; returns its number.
 fn new_ticket(e: &mut Env) -> i64 {
-    let r = e.ingest(&mail(
-        "Ann <ann@customer.test>",
-        "a1@customer.test",
-        "Cannot log in",
-        "",
-        BODY,
-    ));
+    new_ticket_arrived(e, None)
+}
+
+/// The same, for mail the server says arrived at `arrived`.
+fn new_ticket_arrived(e: &mut Env, arrived: Option<Timestamp>) -> i64 {
+    let r = e.ingest_arrived(
+        &mail(
+            "Ann <ann@customer.test>",
+            "a1@customer.test",
+            "Cannot log in",
+            "",
+            BODY,
+        ),
+        Direction::Inbound,
+        arrived,
+    );
     assert_eq!(r.outcome, Outcome::Created, "{r:?}");
     r.ticket.expect("ticket")
 }
@@ -768,18 +777,7 @@ fn mail_ingested_late_counts_from_its_arrival_at_the_server() {
     // postdesk was down: the customer's mail reached the server at T0 and
     // is ingested three hours later. The customer has waited since T0.
     e.later(SignedDuration::from_hours(3));
-    let r = e.ingest_arrived(
-        &mail(
-            "Ann <ann@customer.test>",
-            "a1@customer.test",
-            "Cannot log in",
-            "",
-            BODY,
-        ),
-        Direction::Inbound,
-        Some(ts(T0)),
-    );
-    let t = r.ticket.expect("ticket");
+    let t = new_ticket_arrived(&mut e, Some(ts(T0)));
     let c = &e.clocks(t)[0];
     assert_eq!(c.started_at, ts(T0));
     assert_eq!(c.due_at, ts("2026-11-23T10:00:00Z"));
@@ -845,20 +843,7 @@ fn mail_ingested_late_counts_from_its_arrival_at_the_server() {
 #[test]
 fn an_answer_found_late_does_not_swallow_the_customer_mail_after_it() {
     let mut e = Env::new(QUEUE);
-    let t = e
-        .ingest_arrived(
-            &mail(
-                "Ann <ann@customer.test>",
-                "a1@customer.test",
-                "Cannot log in",
-                "",
-                BODY,
-            ),
-            Direction::Inbound,
-            Some(ts(T0)),
-        )
-        .ticket
-        .expect("ticket");
+    let t = new_ticket_arrived(&mut e, Some(ts(T0)));
     // The agent answered at T0 + 1 h; Ann wrote again at T0 + 2 h. The inbox
     // is synced first, the Sent folder an hour later.
     e.at("2026-11-22T12:00:00Z");
