@@ -480,7 +480,7 @@ pub async fn maildir_pass(
         for (entry, r) in entries.into_iter().zip(results) {
             match r {
                 Ok(report) => {
-                    log_report(mailbox, &report);
+                    log_report(Some(mailbox), None, &report);
                     summary.reports.push(report);
                     committed.push(entry);
                 }
@@ -568,14 +568,19 @@ fn read_and_analyze(
     (entries, items)
 }
 
-fn log_report(mailbox: &str, r: &IngestReport) {
+/// The log line for one ingested message: `mailbox` where no span names
+/// it already (the IMAP task's does), `uid` for IMAP sources.
+pub(crate) fn log_report(mailbox: Option<&str>, uid: Option<u32>, r: &IngestReport) {
     match r.outcome {
-        Outcome::Duplicate => tracing::debug!(mailbox, origin = %r.origin, "Duplicate skipped."),
+        Outcome::Duplicate => {
+            tracing::debug!(mailbox, uid, origin = %r.origin, "Duplicate skipped.")
+        }
         Outcome::Quarantined => {
-            tracing::warn!(mailbox, origin = %r.origin, reason = %r.reason, "Message quarantined.")
+            tracing::warn!(mailbox, uid, origin = %r.origin, reason = %r.reason, "Message quarantined.")
         }
         _ => tracing::info!(
             mailbox,
+            uid,
             origin = %r.origin,
             message_id = r.message_id.as_deref().unwrap_or(""),
             ticket = r.ticket,

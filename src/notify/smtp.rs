@@ -649,6 +649,20 @@ mod tests {
 
     /// A scripted SMTP server on loopback: answers each line with the next
     /// reply, so every stage's classification is checked without Postfix.
+    /// One message to x@example.test through a new transport, which must
+    /// fail; its error.
+    async fn send_error(c: &SmtpConfig) -> SendError {
+        SmtpTransport::new(c, Duration::from_secs(5))
+            .unwrap()
+            .send(
+                "s@example.test",
+                &["x@example.test".into()],
+                b"X: y\r\n\r\nhi\r\n",
+            )
+            .await
+            .unwrap_err()
+    }
+
     async fn scripted(replies: Vec<(&'static str, &'static str)>) -> u16 {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -707,15 +721,7 @@ mod tests {
             ("QUIT", "221 bye\r\n"),
         ])
         .await;
-        let t = SmtpTransport::new(&config(port), Duration::from_secs(5)).unwrap();
-        let e = t
-            .send(
-                "s@example.test",
-                &["x@example.test".into()],
-                b"X: y\r\n\r\nhi\r\n",
-            )
-            .await
-            .unwrap_err();
+        let e = send_error(&config(port)).await;
         assert_eq!(
             e,
             SendError::Permanent(
@@ -732,15 +738,7 @@ mod tests {
             ("QUIT", "221 bye\r\n"),
         ])
         .await;
-        let t = SmtpTransport::new(&config(port), Duration::from_secs(5)).unwrap();
-        let e = t
-            .send(
-                "s@example.test",
-                &["x@example.test".into()],
-                b"X: y\r\n\r\nhi\r\n",
-            )
-            .await
-            .unwrap_err();
+        let e = send_error(&config(port)).await;
         assert!(
             matches!(&e, SendError::Temporary(t) if t.contains("451 4.3.0 try later")),
             "{e:?}"
@@ -780,15 +778,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let t = SmtpTransport::new(&config(port), Duration::from_secs(5)).unwrap();
-        let e = t
-            .send(
-                "s@example.test",
-                &["x@example.test".into()],
-                b"X: y\r\n\r\n",
-            )
-            .await
-            .unwrap_err();
+        let e = send_error(&config(port)).await;
         assert!(
             matches!(&e, SendError::Temporary(t) if t.contains("cannot reach 127.0.0.1")),
             "{e:?}"
@@ -800,15 +790,7 @@ mod tests {
         let port = scripted(vec![EHLO, ("QUIT", "221 bye\r\n")]).await;
         let mut c = config(port);
         c.tls = TlsMode::StartTls;
-        let t = SmtpTransport::new(&c, Duration::from_secs(5)).unwrap();
-        let e = t
-            .send(
-                "s@example.test",
-                &["x@example.test".into()],
-                b"X: y\r\n\r\n",
-            )
-            .await
-            .unwrap_err();
+        let e = send_error(&c).await;
         assert!(
             matches!(&e, SendError::Setup(t) if t.contains("does not offer STARTTLS")),
             "{e:?}"

@@ -389,10 +389,8 @@ fn restart_for_later_customer_mail(
     if apply_trigger(tx, cfg, ticket, Trigger::CustomerWrote, &cause, now)?.is_none() {
         return Ok(false);
     }
-    tx.execute(
-        "UPDATE tickets SET status = 'open', updated_at = ?2 WHERE id = ?1 AND status = 'waiting'",
-        params![ticket, to_ms(now)],
-    )?;
+    // The answer set the ticket waiting on the customer; it waits on us.
+    set_status(tx, ticket, "open", now)?;
     Ok(true)
 }
 

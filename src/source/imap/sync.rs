@@ -24,7 +24,6 @@ use crate::daemon::{PassSummary, Shared};
 use crate::health::Heartbeat;
 use crate::mail::{Origin, RawMail};
 use crate::pipeline::{self, Analyzer};
-use crate::plan::Outcome;
 use crate::store::StoreError;
 use crate::store::imap_state::{self, FolderState};
 use crate::store::ingest::{
@@ -861,7 +860,7 @@ fn settle(committed: Committed, summary: Option<&mut PassSummary>) -> Settled {
         let (uid, acts) = uids.next().copied().unwrap_or((0, false));
         match result {
             Ok(report) => {
-                log_report(uid, &report);
+                crate::daemon::log_report(None, Some(uid), &report);
                 settled.count += 1;
                 if acts {
                     settled.act_on.push(uid);
@@ -879,25 +878,6 @@ fn settle(committed: Committed, summary: Option<&mut PassSummary>) -> Settled {
         s.reports.extend(reports);
     }
     settled
-}
-
-fn log_report(uid: u32, r: &IngestReport) {
-    match r.outcome {
-        Outcome::Duplicate => tracing::debug!(uid, origin = %r.origin, "Duplicate skipped."),
-        Outcome::Quarantined => {
-            tracing::warn!(uid, origin = %r.origin, reason = %r.reason, "Message quarantined.")
-        }
-        _ => tracing::info!(
-            uid,
-            message_id = r.message_id.as_deref().unwrap_or(""),
-            ticket = r.ticket,
-            outcome = r.outcome.as_str(),
-            class = r.class.map(|c| c.as_str()).unwrap_or(""),
-            language = r.language.as_deref().unwrap_or(""),
-            ack = r.ack,
-            "Message ingested."
-        ),
-    }
 }
 
 #[cfg(test)]
@@ -929,33 +909,15 @@ mod tests {
 
     #[test]
     fn first_contact_per_backlog() {
-        let st = |b, exists| first_contact_state(b, 9, 51, exists);
+        let st = |b, exists| {
+            let s = first_contact_state(b, 9, 51, exists);
+            (s.last_uid, s.backlog_end)
+        };
+        assert_eq!(st(Backlog::All, 50), (0, None));
+        assert_eq!(st(Backlog::Unseen, 50), (0, Some(51)));
+        assert_eq!(st(Backlog::None, 50), (50, None));
         assert_eq!(
-            (
-                st(Backlog::All, 50).last_uid,
-                st(Backlog::All, 50).backlog_end
-            ),
-            (0, None)
-        );
-        assert_eq!(
-            (
-                st(Backlog::Unseen, 50).last_uid,
-                st(Backlog::Unseen, 50).backlog_end
-            ),
-            (0, Some(51))
-        );
-        assert_eq!(
-            (
-                st(Backlog::None, 50).last_uid,
-                st(Backlog::None, 50).backlog_end
-            ),
-            (50, None)
-        );
-        assert_eq!(
-            (
-                st(Backlog::Unseen, 0).last_uid,
-                st(Backlog::Unseen, 0).backlog_end
-            ),
+            st(Backlog::Unseen, 0),
             (50, None),
             "an empty folder has no backlog"
         );
