@@ -8,6 +8,7 @@
 //! database writer should never wait for them.
 
 use std::num::NonZeroUsize;
+use std::sync::OnceLock;
 
 use crate::classify::{self, ClassifyContext};
 use crate::config::Config;
@@ -120,33 +121,27 @@ impl Analyzer {
     }
 
     /// Analyzes a batch on all cores, keeping the order.
+    ///
+    /// The work runs on [`analysis_pool`], one long-lived thread per core
+    /// shared by every source of the process, not on threads of its own:
+    /// several mailboxes draining at once then share the cores instead of
+    /// oversubscribing them, and per-thread state (the regex caches of the
+    /// quote and signature patterns, a few MB) exists once per core rather
+    /// than once per batch in flight. Work stealing keeps both cores busy
+    /// when one message of a batch is much larger than the others.
     pub fn analyze_batch(&self, raws: Vec<RawMail>) -> Vec<Work> {
-        let threads = std::thread::available_parallelism()
-            .map(NonZeroUsize::get)
-            .unwrap_or(1);
-        if threads <= 1 || raws.len() < 2 {
-            return raws.into_iter().map(|r| self.analyze(r)).collect();
+        use rayon::prelude::*;
+        let pool = analysis_pool().filter(|p| p.current_num_threads() > 1);
+        match pool {
+            // `analyze` contains panics itself, so none reaches rayon.
+            Some(pool) if raws.len() > 1 => pool.install(|| {
+                raws.into_par_iter()
+                    .with_max_len(1)
+                    .map(|r| self.analyze(r))
+                    .collect()
+            }),
+            _ => raws.into_iter().map(|r| self.analyze(r)).collect(),
         }
-        let chunk = raws.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<RawMail>> = Vec::new();
-        let mut it = raws.into_iter().peekable();
-        while it.peek().is_some() {
-            chunks.push(it.by_ref().take(chunk).collect());
-        }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|c| {
-                    s.spawn(move || c.into_iter().map(|r| self.analyze(r)).collect::<Vec<_>>())
-                })
-                .collect();
-            // `analyze` contains panics itself, so a join error cannot happen;
-            // should one anyway, its messages stay in their source.
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        })
     }
 
     /// The configured mailbox a message belongs to: the one its source
@@ -178,6 +173,26 @@ impl Analyzer {
             .map(|(n, _)| n.clone())
             .unwrap_or_default()
     }
+}
+
+/// The threads that run the pure stages: one per core, started on first
+/// use and kept for the life of the process (see
+/// [`Analyzer::analyze_batch`]). `None` if not even one thread could be
+/// started: batches are then analyzed on the caller's thread.
+fn analysis_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("analyze-{i}"))
+            .build()
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "No analysis threads; analyzing on one thread.");
+            })
+            .ok()
+    })
+    .as_ref()
 }
 
 /// A quarantine entry for a message over the size limit: only its header
@@ -296,11 +311,13 @@ mod tests {
     #[test]
     fn batch_keeps_order() {
         let a = analyzer("");
-        let raws: Vec<RawMail> = (0..9)
+        // Sizes vary, so the pool's threads finish them out of order.
+        let raws: Vec<RawMail> = (0..40)
             .map(|i| {
+                let body = "word ".repeat(if i % 7 == 0 { 40_000 } else { 3 });
                 raw(
                     format!(
-                        "From: c{i}@x.org\r\nMessage-ID: <{i}@x>\r\nSubject: s\r\n\r\nbody\r\n"
+                        "From: c{i}@x.org\r\nMessage-ID: <{i}@x>\r\nSubject: s\r\n\r\n{body}\r\n"
                     )
                     .as_bytes(),
                     None,
@@ -315,6 +332,6 @@ mod tests {
                 Work::Quarantine(q) => q.reason,
             })
             .collect();
-        assert_eq!(ids, (0..9).map(|i| format!("{i}@x")).collect::<Vec<_>>());
+        assert_eq!(ids, (0..40).map(|i| format!("{i}@x")).collect::<Vec<_>>());
     }
 }
