@@ -525,8 +525,8 @@ fn header_blocks_and_separators_need_their_colon_and_dashes() {
     assert_eq!(text_of(outlook).text, "Done, thanks.");
     let fullwidth = "好的，谢谢。\n\n发件人：Support <support@example.com>\n发送时间：2024年6月3日 10:15\n收件人：Ana\n主题：Your request\n\nPlease try again.\n";
     assert_eq!(text_of(fullwidth).text, "好的，谢谢。");
-    let original = "Done, thanks.\n\n-----Original Message-----\nPlease try again.\n";
-    assert_eq!(text_of(original).text, "Done, thanks.");
+    let original = "Done - thanks.\n\n-----Original Message-----\nPlease try again.\n";
+    assert_eq!(text_of(original).text, "Done - thanks.");
     let german = "Erledigt.\n\n----- Ursprüngliche Nachricht -----\nBitte erneut versuchen.\n";
     assert_eq!(text_of(german).text, "Erledigt.");
     // A "From" sentence without a colon is the customer's.
