@@ -73,15 +73,6 @@ pub fn extract(mail: &ParsedMail) -> CustomerText {
 /// module documentation for the rules.
 pub fn pieces(mail: &ParsedMail) -> Pieces {
     let forward_subject = patterns::FORWARD_SUBJECT.is_match(&mail.subject);
-    let base: std::borrow::Cow<'_, str> = if mail.text.trim().is_empty() {
-        mail.html
-            .as_deref()
-            .map(html::to_text)
-            .unwrap_or_default()
-            .into()
-    } else {
-        mail.text.as_str().into()
-    };
 
     if let Some(pruned) = mail.html.as_deref().and_then(html::strip_quotes) {
         let parts = text::split(&pruned, forward_subject);
@@ -97,10 +88,21 @@ pub fn pieces(mail: &ParsedMail) -> Pieces {
         }
     }
 
+    // Rendered only now: when the HTML rules above decided, rendering the
+    // whole HTML part as well would be wasted (it is the costliest step).
+    let base: std::borrow::Cow<'_, str> = if mail.text.trim().is_empty() {
+        mail.html
+            .as_deref()
+            .map(html::to_text)
+            .unwrap_or_default()
+            .into()
+    } else {
+        mail.text.as_str().into()
+    };
     let parts = text::split(&base, forward_subject);
     if parts.reply.is_empty() {
         return Pieces {
-            reply: text::normalize_newlines(base.trim()),
+            reply: text::normalize_newlines(base.trim()).into_owned(),
             ..Pieces::default()
         };
     }

@@ -75,14 +75,17 @@ pub fn clean_text_upto(text: &str, max: usize) -> String {
         }
         let mut first = true;
         for token in line.split_whitespace() {
-            let Some(word) = clean_token(token) else {
-                continue;
-            };
+            // Written straight into `out` and taken back when the token is
+            // not language: no String per word.
+            let mark = out.len();
             if !first {
                 out.push(' ');
             }
-            out.push_str(&word);
-            first = false;
+            if push_clean_token(&mut out, token) {
+                first = false;
+            } else {
+                out.truncate(mark);
+            }
         }
         if !first {
             out.push('\n');
@@ -169,23 +172,34 @@ fn is_token_symbol(c: char) -> bool {
     )
 }
 
-/// The language part of a whitespace-separated token: `None` for
-/// addresses and identifiers, else the token without digits and
-/// programming symbols ("2016年12月12日" keeps "年月日", "v2.3" nothing).
-fn clean_token(token: &str) -> Option<String> {
-    if token.contains("://") || token.starts_with("www.") || token.contains('@') {
-        return None;
+/// Appends the language part of a whitespace-separated token to `out`:
+/// the token without digits and programming symbols ("2016年12月12日"
+/// keeps "年月日"). Returns false when the token is no language (an
+/// address, an identifier, or no letter left, as "v2.3"); then what it
+/// appended is not meaningful and the caller truncates it.
+fn push_clean_token(out: &mut String, token: &str) -> bool {
+    // A char search first: the substring searcher's setup costs more
+    // than most tokens are long.
+    if (token.contains(':') && token.contains("://"))
+        || token.starts_with("www.")
+        || token.contains('@')
+    {
+        return false;
     }
     let t = token.trim_matches(|c: char| !c.is_alphanumeric());
     let ascii_letters = t.chars().any(|c| c.is_ascii_alphabetic());
     if ascii_letters && is_identifier(t) {
-        return None;
+        return false;
     }
-    let word: String = token
+    let mut has_letter = false;
+    for c in token
         .chars()
         .filter(|&c| !c.is_ascii_digit() && !is_token_symbol(c))
-        .collect();
-    word.chars().any(char::is_alphabetic).then_some(word)
+    {
+        has_letter |= c.is_alphabetic();
+        out.push(c);
+    }
+    has_letter
 }
 
 /// snake_case, camelCase, dotted.names, paths and version strings.

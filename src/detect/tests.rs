@@ -168,6 +168,20 @@ fn urls_addresses_numbers_and_code_are_ignored() {
 }
 
 #[test]
+fn dropped_tokens_leave_no_stray_spaces() {
+    // Tokens that are not language are taken back out of the output, with
+    // the space before them; a line of only such tokens adds nothing.
+    assert_eq!(
+        clean_text(
+            "v2.3 Hello 123 world foo@bar.com https://x.y\nhttp://a.b 42\n  Grüße,  2016年12月12日 ok"
+        ),
+        "Hello world\nGrüße, 年月日 ok"
+    );
+    assert_eq!(clean_text("12 34\n\nx_y"), "");
+    assert_eq!(clean_text("a:b Uhr: 10:30"), "a:b Uhr:");
+}
+
+#[test]
 fn subject_prefixes_and_ticket_tags_are_stripped() {
     assert_eq!(
         clean_subject("Re: AW: [PD-42] Rechnung falsch"),

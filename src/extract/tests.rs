@@ -366,6 +366,7 @@ fn every_pattern_compiles() {
         &*patterns::FORWARD_MARKER,
         &*patterns::FORWARD_SUBJECT,
         &*patterns::MOBILE_SIGNATURE,
+        &*patterns::MOBILE_SIGNATURE_LOOSE,
     ] {
         assert!(!re.as_str().is_empty());
     }
@@ -450,4 +451,161 @@ fn every_html_marker_passes_the_prefilter() {
         html::strip_quotes("<div>No quote here, just a <b>bold</b> request.</div>"),
         None
     );
+}
+
+#[test]
+fn newline_normalization_matches_the_two_replaces() {
+    let cases = [
+        "",
+        "no line break",
+        "lf\nonly\n",
+        "crlf\r\nlines\r\n",
+        "lone\rcr\r",
+        "\r",
+        "\r\n",
+        "\r\r\n\n\r",
+        "\n\r",
+        "mixed\r\n\nblank\r\r\nend",
+        "Grüße\r\nöäü\rçé€\r\n日本語\r",
+        "trailing cr\r",
+    ];
+    for text in cases {
+        let expected = text.replace("\r\n", "\n").replace('\r', "\n");
+        assert_eq!(text::normalize_newlines(text), expected, "{text:?}");
+    }
+    let long = format!("{}\r\n", "ä".repeat(100_000)).repeat(3);
+    assert_eq!(
+        text::normalize_newlines(&long),
+        long.replace("\r\n", "\n").replace('\r', "\n")
+    );
+    // Without a CR the text is borrowed, not copied.
+    assert!(matches!(
+        text::normalize_newlines("a\nb"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}
+
+#[test]
+fn line_splitting_matches_split_on_lf() {
+    let very_long = "x".repeat(100_000);
+    let cases = [
+        "",
+        "\n",
+        "\n\n",
+        "one",
+        "one\n",
+        "one\ntwo",
+        "\nleading",
+        "a\n\n\nb\n",
+        "Grüße\nöäü\n日本語",
+        very_long.as_str(),
+    ];
+    for text in cases {
+        let expected: Vec<&str> = text.split('\n').collect();
+        assert_eq!(text::split_lines(text), expected, "{text:?}");
+    }
+}
+
+#[test]
+fn crlf_lf_and_cr_bodies_extract_alike() {
+    let lf = "Thanks, it works now.\n\nOn Mon, Jun 3, 2024 at 10:15 AM Support <support@example.com> wrote:\n> Try again.\n> \n>> Older quote\n\n-- \nAna\n";
+    let crlf = lf.replace('\n', "\r\n");
+    let cr = lf.replace('\n', "\r");
+    let expected = pieces(&mail(lf, None));
+    assert_eq!(expected.reply, "Thanks, it works now.");
+    assert_eq!(expected.signature.as_deref(), Some("-- \nAna"));
+    assert_eq!(pieces(&mail(&crlf, None)), expected);
+    assert_eq!(pieces(&mail(&cr, None)), expected);
+}
+
+#[test]
+fn header_blocks_and_separators_need_their_colon_and_dashes() {
+    // The cheap filters in front of the regexes must let these through.
+    let outlook = "Done, thanks.\n\nFrom: Support <support@example.com>\nSent: Monday, June 3, 2024 10:15\nTo: Ana\nSubject: Your request\n\nPlease try again.\n";
+    assert_eq!(text_of(outlook).text, "Done, thanks.");
+    let fullwidth = "好的，谢谢。\n\n发件人：Support <support@example.com>\n发送时间：2024年6月3日 10:15\n收件人：Ana\n主题：Your request\n\nPlease try again.\n";
+    assert_eq!(text_of(fullwidth).text, "好的，谢谢。");
+    let original = "Done - thanks.\n\n-----Original Message-----\nPlease try again.\n";
+    assert_eq!(text_of(original).text, "Done - thanks.");
+    let german = "Erledigt.\n\n----- Ursprüngliche Nachricht -----\nBitte erneut versuchen.\n";
+    assert_eq!(text_of(german).text, "Erledigt.");
+    // A "From" sentence without a colon is the customer's.
+    let sentence = "From what I see it works.\nSent it twice.\nTo be sure.\n";
+    assert_eq!(
+        text_of(sentence).text,
+        "From what I see it works.\nSent it twice.\nTo be sure."
+    );
+}
+
+#[test]
+fn mobile_signature_word_limits_hold() {
+    // Exactly at the limits the bounded word counts must agree with a
+    // full count.
+    assert!(text::is_mobile_signature("Sent from my iPhone"));
+    assert!(text::is_mobile_signature("Sent from my TI-85 calculator"));
+    assert!(!text::is_mobile_signature(
+        "Sent from my one two three four five six"
+    ));
+    assert!(text::is_mobile_signature(
+        "Sent from my shiny new Samsung Galaxy s5 Octacore device"
+    ));
+    assert!(text::is_mobile_signature(
+        "Von meinem iPhone gesendet a b c d e f"
+    ));
+    assert!(!text::is_mobile_signature(
+        "Von meinem iPhone gesendet a b c d e f g"
+    ));
+    assert!(!text::is_mobile_signature(
+        "Sent from my iPhone a b c d e f g h i j"
+    ));
+}
+
+#[test]
+fn loose_mobile_signature_pattern_accepts_every_strict_match() {
+    // The prefilter may only ever say "maybe": every line the strict
+    // pattern matches, in every language it knows, must pass it.
+    let lines = [
+        "Sent via the Samsung Galaxy S8",
+        "Get Outlook for iOS",
+        "Get [Outlook for Android]",
+        "Von meinem iPhone gesendet",
+        "Von meinem Samsung Galaxy Smartphone gesendet",
+        "Gesendet von Mail für Windows",
+        "Diese Nachricht wurde von meinem Android Mobiltelefon gesendet",
+        "Envoyé de mon iPhone",
+        "Envoyé à partir de Outlook",
+        "Enviado desde mi iPhone",
+        "Enviado a través de Outlook",
+        "Inviato da iPhone",
+        "Enviado do meu iPhone",
+        "Verzonden vanaf mijn iPhone",
+        "Skickat från min iPhone",
+        "Sendt fra min iPhone",
+        "Hämta Outlook för iOS",
+        "Lähetetty iPhonesta",
+        "Wysłane z iPhone'a",
+        "Wysłano z aplikacji Poczta",
+        "Отправлено с iPhone",
+        "Надіслано з iPhone",
+        "Odesláno z iPhonu",
+        "iPhone'umdan gönderildi",
+        "iPhoneから送信",
+        "发自我的iPhone",
+        "從我的 iPhone 傳送",
+        "来自我的华为手机",
+        "iPhone에서 보냄",
+    ];
+    for line in lines {
+        assert!(patterns::MOBILE_SIGNATURE.is_match(line), "strict: {line}");
+        assert!(
+            patterns::MOBILE_SIGNATURE_LOOSE.is_match(line),
+            "loose: {line}"
+        );
+        assert!(text::is_mobile_signature(line), "{line}");
+    }
+    // Where only the word boundary tells them apart, the strict pattern
+    // still decides.
+    for line in ["Sent fromage", "Lähetettyjä viestejä", "Enviado dom"] {
+        assert!(!text::is_mobile_signature(line), "{line}");
+    }
 }

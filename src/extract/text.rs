@@ -5,10 +5,12 @@
 //! looked at a bounded number of times (attribution windows span at most
 //! three lines), so the cost is linear in the text length.
 
+use std::borrow::Cow;
+
 use super::patterns::{
     ATTRIBUTION_DATE_FIRST, ATTRIBUTION_GENERIC, ATTRIBUTION_STRONG, ATTRIBUTION_WEAK,
     DEVICE_WORDS, FORWARD_MARKER, HEADER_FROM, HEADER_OTHER, MAX_WINDOW_CHARS, MAX_WINDOW_LINES,
-    MOBILE_SIGNATURE, ORIGINAL_MESSAGE, looks_like_attribution_evidence,
+    MOBILE_SIGNATURE, MOBILE_SIGNATURE_LOOSE, ORIGINAL_MESSAGE, looks_like_attribution_evidence,
 };
 
 /// How deep forwarded messages are unpacked: a forward of a forward is
@@ -59,7 +61,7 @@ pub(crate) fn split(text: &str, forward_subject: bool) -> TextParts {
 
 fn split_at_depth(text: &str, forward_subject: bool, depth: u8) -> TextParts {
     let normalized = normalize_newlines(text);
-    let lines: Vec<&str> = normalized.split('\n').collect();
+    let lines = split_lines(&normalized);
     let mut keep = vec![true; lines.len()];
     let mut quoted: Vec<&str> = Vec::new();
     let mut cut: Option<usize> = None;
@@ -245,7 +247,9 @@ fn separator_at(lines: &[&str], i: usize, forward_subject: bool) -> Option<Separ
     if FORWARD_MARKER.is_match(line) {
         return Some(Separator::Forward { lines: 1 });
     }
-    if ORIGINAL_MESSAGE.is_match(line) {
+    // Every separator line has a run of dashes: most lines are decided by
+    // a memchr scan instead of a regex search.
+    if has_double_dash(line) && ORIGINAL_MESSAGE.is_match(line) {
         return Some(Separator::Block);
     }
     if is_header_block(lines, i) {
@@ -379,7 +383,7 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
     let Some(first) = lines.get(i) else {
         return false;
     };
-    if !HEADER_FROM.is_match(first) {
+    if !may_be_header(first) || !HEADER_FROM.is_match(first) {
         return false;
     }
     let mut others = 0;
@@ -393,7 +397,7 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
             }
             continue;
         }
-        if HEADER_OTHER.is_match(l) {
+        if may_be_header(l) && HEADER_OTHER.is_match(l) {
             others += 1;
             if others >= HEADER_BLOCK_MIN_OTHERS {
                 return true;
@@ -401,6 +405,22 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
         }
     }
     false
+}
+
+/// True when `line` has "--" somewhere. A memchr for the first dash of
+/// each pair: lines have few dashes, and `memmem::find` (or `str::contains`)
+/// pays a searcher setup per call that costs more than a line is long.
+fn has_double_dash(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    memchr::memchr_iter(b'-', bytes).any(|i| bytes.get(i + 1) == Some(&b'-'))
+}
+
+/// Cheap filter before the header regexes, which run for nearly every
+/// line: a header line has a colon, ASCII ':' or fullwidth '：' (U+FF1A,
+/// UTF-8 `EF BC 9A`). A 0x9A byte also occurs in other characters; this
+/// only has to let every header line through.
+fn may_be_header(line: &str) -> bool {
+    memchr::memchr2(b':', 0x9a, line.as_bytes()).is_some()
 }
 
 /// Moves a cut up over the blank lines and rules ("______", "-----")
@@ -463,26 +483,31 @@ pub(crate) fn is_mobile_signature(line: &str) -> bool {
     if t.is_empty() || t.len() > 400 || (t.len() > 100 && t.chars().count() > 100) {
         return false;
     }
-    let words = t.split_whitespace().count();
-    if words > 12 {
-        return false;
-    }
+    // Word counts stop where the answer is known: only "more than 12",
+    // "at most 10" and "at most 5" are asked.
     if let Some(rest) = t
         .get(..13)
         .filter(|h| h.eq_ignore_ascii_case("sent from my "))
         .and_then(|_| t.get(13..))
     {
+        if t.split_whitespace().take(13).count() > 12 {
+            return false;
+        }
         let mut rest_words = rest.split_whitespace();
         let device = rest_words.by_ref().take(4).any(|w| {
             let w = w.trim_matches(|c: char| !c.is_alphanumeric());
             DEVICE_WORDS.iter().any(|d| d.eq_ignore_ascii_case(w))
         });
         return device
-            || (rest.split_whitespace().count() <= 5
+            || (rest.split_whitespace().take(6).count() <= 5
                 && !rest.contains(',')
                 && !rest.contains(". "));
     }
-    MOBILE_SIGNATURE.is_match(t) && words <= 10
+    // The loose pattern rejects nearly every line at DFA speed; the word
+    // count and the strict pattern run only for the few it lets through.
+    MOBILE_SIGNATURE_LOOSE.is_match(t)
+        && t.split_whitespace().take(11).count() <= 10
+        && MOBILE_SIGNATURE.is_match(t)
 }
 
 /// True when a kept, non-blank line exists in `lines[from..to]`.
@@ -606,9 +631,44 @@ fn work(bytes: usize) {
 }
 
 /// CRLF and lone CR become LF, so every rule sees the same lines.
-pub(crate) fn normalize_newlines(text: &str) -> String {
-    if !text.contains('\r') {
-        return text.to_owned();
+///
+/// One memchr pass that borrows the text when it has no CR (no copy) and
+/// otherwise copies the runs between CRs: the same result as
+/// `replace("\r\n", "\n").replace('\r', "\n")`, which scans twice with
+/// a substring searcher and allocates twice.
+pub(crate) fn normalize_newlines(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut crs = memchr::memchr_iter(b'\r', bytes).peekable();
+    if crs.peek().is_none() {
+        return Cow::Borrowed(text);
     }
-    text.replace("\r\n", "\n").replace('\r', "\n")
+    let mut out = String::with_capacity(text.len());
+    let mut start = 0;
+    for cr in crs {
+        // `start` and `cr` sit next to ASCII bytes, so both are character
+        // boundaries and `get` never fails.
+        out.push_str(text.get(start..cr).unwrap_or_default());
+        out.push('\n');
+        start = if bytes.get(cr + 1) == Some(&b'\n') {
+            cr + 2
+        } else {
+            cr + 1
+        };
+    }
+    out.push_str(text.get(start..).unwrap_or_default());
+    Cow::Owned(out)
+}
+
+/// The lines of LF-only text, as `text.split('\n')` gives them (a final
+/// LF yields a last empty line), found with memchr's vectorized search:
+/// this runs over every byte of every body.
+pub(crate) fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', text.as_bytes()) {
+        lines.push(text.get(start..nl).unwrap_or_default());
+        start = nl + 1;
+    }
+    lines.push(text.get(start..).unwrap_or_default());
+    lines
 }
