@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use rusqlite_migration::{M, Migrations};
 
@@ -124,6 +125,14 @@ impl std::fmt::Debug for Store {
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // Plans must not depend on bound values, or the statement cache is
+    // useless: SQLite plans `LIMIT ?` (and `LIKE ?`, or a `?` that could
+    // match a partial index) with the value bound at the time, and then
+    // re-prepares the statement every time that parameter is bound again.
+    // The ingest's hourly caps (`LIMIT ?`) were parsed and planned anew for
+    // every message. With the query planner stability guarantee a cached
+    // statement is planned once; no query here needs a value-specific plan.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -331,6 +340,28 @@ mod tests {
         drop(s);
         Store::open(&path).unwrap();
         Store::open_readonly(&path).unwrap();
+    }
+
+    #[test]
+    fn cached_statements_are_not_prepared_again_for_new_values() {
+        let s = Store::open_in_memory().unwrap();
+        // The shape of the ingest's hourly caps: a bound LIMIT.
+        let sql = "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE automatic = 1 AND created_at > ?1 LIMIT ?2)";
+        for limit in [5_i64, 50, 500, 5] {
+            let n: i64 = s
+                .conn
+                .prepare_cached(sql)
+                .unwrap()
+                .query_row([0, limit], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 0);
+        }
+        let stmt = s.conn.prepare_cached(sql).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "rebinding a parameter made SQLite prepare the statement again"
+        );
     }
 
     #[test]
