@@ -39,6 +39,7 @@ use crate::token::{MIN_SECRET_BYTES, TokenKey};
 const MIGRATION_FILES: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_sla.sql"),
+    include_str!("migrations/0003_unused_indexes.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =
@@ -362,6 +363,41 @@ mod tests {
             0,
             "rebinding a parameter made SQLite prepare the statement again"
         );
+    }
+
+    #[test]
+    fn a_version_2_database_loses_only_the_unused_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pd.db");
+        let mut conn = Connection::open(&path).unwrap();
+        MIGRATIONS.to_version(&mut conn, 2).unwrap();
+        conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('kept', x'01')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let s = Store::open(&path).unwrap();
+        let index = |name: &str| -> i64 {
+            s.conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        for gone in ["events_kind", "messages_from", "participants_address"] {
+            assert_eq!(index(gone), 0, "{gone}");
+        }
+        assert_eq!(index("events_ticket"), 1);
+        let kept: Vec<u8> = s
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'kept'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, vec![1]);
     }
 
     #[test]
