@@ -18,7 +18,7 @@
 //! 2. carry out the server-side actions owed for messages committed
 //!    before a crash ([`actions`]);
 //! 3. fetch what is new: UIDs above the checkpoint, sizes first, bodies in
-//!    batches; analyze on the blocking pool; commit each batch in one
+//!    batches; analyze on the analysis threads; commit each batch in one
 //!    transaction with its checkpoint and owed actions; only then flag or
 //!    move on the server and forget the actions ([`sync`]);
 //! 4. IDLE until the server reports new mail, `idle_renew` passes, or

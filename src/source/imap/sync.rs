@@ -5,7 +5,7 @@
 //! message over `ingest.max_message_size` is quarantined from its headers
 //! (`BODY.PEEK[HEADER]`) and never loaded. Bodies (`BODY.PEEK[]`, never
 //! setting `\Seen`) come in batches of at most `batch_size` messages and
-//! [`MAX_BATCH_BYTES`]; each batch is analyzed on the blocking pool and
+//! [`MAX_BATCH_BYTES`]; each batch is analyzed on the analysis threads and
 //! committed in one transaction together with its checkpoint and owed
 //! actions, while the next batch downloads. Only after the commit are the
 //! messages flagged or moved on the server and the owed actions deleted.
@@ -526,7 +526,8 @@ async fn refetch_in(
 }
 
 /// Batches between download and post-action. Each batch is analyzed on
-/// the blocking pool as soon as it is downloaded, then committed on the
+/// the analysis threads (one per core, `pipeline::Analyzer::analyze_batch`)
+/// as soon as it is downloaded, then committed on the
 /// writer thread in UID order (each waits for the previous commit), while
 /// the next batch downloads and the one after that is analyzed: network,
 /// CPU and database work overlap instead of taking turns.
