@@ -98,6 +98,10 @@ pub enum Command {
         events: bool,
         #[arg(long)]
         json: bool,
+        /// Print message N of the ticket (numbered as listed, from 1)
+        /// exactly as it was received, e.g. to save it as an .eml file.
+        #[arg(long, value_name = "N", conflicts_with_all = ["events", "json"])]
+        raw: Option<usize>,
     },
     /// Health and counts; exit code 0 healthy, 1 degraded.
     Status {

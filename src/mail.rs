@@ -407,6 +407,9 @@ pub struct Language {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzedMail {
     pub raw: RawMail,
+    /// `raw.bytes` as the store keeps them (compressed), encoded on the
+    /// analysis threads so the single database writer does not have to.
+    pub stored_raw: crate::store::raw::EncodedRaw,
     /// The configured mailbox this message belongs to (resolved).
     pub mailbox: String,
     pub parsed: ParsedMail,

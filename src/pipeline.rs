@@ -17,6 +17,7 @@ use crate::extract;
 use crate::mail::{AnalyzedMail, RawMail};
 use crate::parse;
 use crate::store::ingest::{QuarantineEntry, Work};
+use crate::store::raw::EncodedRaw;
 
 /// Most header bytes kept for a quarantined message that is too large to
 /// keep whole.
@@ -102,6 +103,7 @@ impl Analyzer {
         }));
         match analyzed {
             Ok((classification, customer_text, detection)) => Work::Mail(Box::new(AnalyzedMail {
+                stored_raw: EncodedRaw::encode(&raw.bytes),
                 raw,
                 mailbox,
                 parsed,

@@ -102,9 +102,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             ticket,
             events,
             json,
+            raw,
         } => {
             let cfg = load(&config_path, Exit::Failure)?;
-            tickets::show(&cfg, &ticket, events, json)
+            match raw {
+                Some(n) => tickets::show_raw(&cfg, &ticket, n),
+                None => tickets::show(&cfg, &ticket, events, json),
+            }
         }
         Command::Status { json } => {
             let cfg = load(&config_path, Exit::Failure)?;

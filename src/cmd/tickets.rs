@@ -169,16 +169,8 @@ fn list_sla(cfg: &Config, store: &Store, args: &ListArgs) -> anyhow::Result<Exit
 }
 
 pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Result<Exit> {
-    let Some(id) = cfg.parse_ticket_ref(ticket) else {
-        anyhow::bail!(
-            "{ticket:?} is not a ticket; write it as {}",
-            cfg.ticket_ref(42)
-        );
-    };
     let store = open(cfg)?;
-    let Some(d) = query::show_ticket(&store.conn, id)? else {
-        anyhow::bail!("there is no ticket {}", cfg.ticket_ref(id));
-    };
+    let (id, d) = load_ticket(cfg, &store, ticket)?;
     if json {
         let mut v = serde_json::to_value(&d)?;
         if let Some(o) = v.as_object_mut() {
@@ -259,6 +251,51 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
         }
     }
     Ok(Exit::Success)
+}
+
+/// `postdesk show PD-N --raw K`: writes the ticket's message K (as
+/// numbered by `show`) to stdout byte for byte, as it was received. The
+/// store keeps it compressed, so this is how an operator gets the original.
+pub fn show_raw(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
+    use std::io::Write as _;
+    let store = open(cfg)?;
+    let (id, d) = load_ticket(cfg, &store, ticket)?;
+    let Some(m) = n.checked_sub(1).and_then(|i| d.messages.get(i)) else {
+        anyhow::bail!(
+            "{} has {} message(s); --raw takes a number from 1 to {}",
+            cfg.ticket_ref(id),
+            d.messages.len(),
+            d.messages.len()
+        );
+    };
+    let Some(bytes) = crate::store::raw::read(&store.conn, m.id)? else {
+        anyhow::bail!(
+            "message {n} of {} has no stored original (written by an agent note?)",
+            cfg.ticket_ref(id)
+        );
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)?;
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// The ticket named by `ticket` (e.g. PD-42) with everything `show` prints.
+fn load_ticket(
+    cfg: &Config,
+    store: &Store,
+    ticket: &str,
+) -> anyhow::Result<(i64, query::TicketDetail)> {
+    let Some(id) = cfg.parse_ticket_ref(ticket) else {
+        anyhow::bail!(
+            "{ticket:?} is not a ticket; write it as {}",
+            cfg.ticket_ref(42)
+        );
+    };
+    let Some(d) = query::show_ticket(&store.conn, id)? else {
+        anyhow::bail!("there is no ticket {}", cfg.ticket_ref(id));
+    };
+    Ok((id, d))
 }
 
 /// At most `n` characters, with an ellipsis when cut.

@@ -668,8 +668,7 @@ fn insert_message(
         p.size_bytes as i64,
     ])?;
     let row = tx.last_insert_rowid();
-    tx.prepare_cached("INSERT INTO message_raw (message, raw) VALUES (?1, ?2)")?
-        .execute(params![row, m.raw.bytes])?;
+    super::raw::insert(tx, row, &m.stored_raw)?;
     for a in &p.attachments {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO blobs (sha256, size_bytes, content) VALUES (?1, ?2, ?3)",

@@ -20,6 +20,7 @@ pub mod ingest;
 pub mod outbox;
 pub mod quarantine;
 pub mod query;
+pub mod raw;
 pub mod sla;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_sla.sql"),
     include_str!("migrations/0003_unused_indexes.sql"),
+    include_str!("migrations/0004_raw_encoding.sql"),
 ];
 
 static MIGRATIONS: LazyLock<Migrations<'static>> =

@@ -227,8 +227,7 @@ pub fn record_sent(
             ])?;
         if n == 1 {
             let id = tx.last_insert_rowid();
-            tx.prepare_cached("INSERT INTO message_raw (message, raw) VALUES (?1, ?2)")?
-                .execute(params![id, sent.bytes])?;
+            super::raw::insert(&tx, id, &super::raw::EncodedRaw::encode(sent.bytes))?;
             message = Some(id);
         }
     }

@@ -80,6 +80,21 @@ fn the_ingest_contract() {
         "HTML converted to text: {show}"
     );
 
+    // `show --raw` gives back the message exactly as it came in (the store
+    // keeps it compressed), and says what to do with a wrong number.
+    let raw = pd.run(&["show", "PD-3", "--raw", "1"]);
+    assert!(raw.status.success(), "{raw:?}");
+    assert!(
+        raw.stdout == std::fs::read(fixture("03-ja-iso2022jp.eml")).unwrap(),
+        "show --raw differs from the file"
+    );
+    let wrong = pd.run(&["show", "PD-3", "--raw", "2"]);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("from 1 to 1"),
+        "{wrong:?}"
+    );
+
     // A duplicate delivery is recognized and stored once.
     let dup = pd.ingest_json(&[&fixture("01-en-new.eml")]);
     assert_eq!(field(&dup[0], "outcome"), "duplicate");
@@ -207,15 +222,16 @@ fn a_thirty_megabyte_message_is_stored_whole() {
     std::fs::write(&path, &msg).unwrap();
     let r = pd.ingest_json(&[&path]);
     assert_eq!(field(&r[0], "outcome"), "created", "{}", r[0]);
-    let (raw_len, att): (i64, i64) = pd
-        .db()
+    let db = pd.db();
+    let (row, att): (i64, i64) = db
         .query_row(
-            "SELECT length(raw), (SELECT size_bytes FROM attachments LIMIT 1) FROM message_raw LIMIT 1",
+            "SELECT message, (SELECT size_bytes FROM attachments LIMIT 1) FROM message_raw LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
-    assert_eq!(raw_len as usize, msg.len());
+    let stored = postdesk::store::raw::read(&db, row).unwrap().unwrap();
+    assert!(stored == msg, "the stored original differs from the file");
     assert!(att > 29 * 1024 * 1024, "attachment size {att}");
 }
 

@@ -147,6 +147,59 @@ fn new_request_creates_a_ticket_and_queues_one_ack() {
 }
 
 #[test]
+fn the_original_bytes_are_kept_compressed_and_read_back_exactly() {
+    let mut e = Env::new("");
+    let body = BODY_EN.repeat(40);
+    let sent = mail(
+        "Ann <ann@customer.test>",
+        "raw1@customer.test",
+        "Log in",
+        "",
+        &body,
+    );
+    let r = e.ingest(&sent);
+    let row = r.message_row.unwrap();
+    let (encoding, stored_len): (String, i64) = e
+        .store
+        .conn
+        .query_row(
+            "SELECT encoding, length(raw) FROM message_raw WHERE message = ?1",
+            [row],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let original = sent.replace('\n', "\r\n").into_bytes();
+    assert_eq!(encoding, "zstd");
+    assert!(
+        stored_len * 4 < original.len() as i64,
+        "{stored_len} of {}",
+        original.len()
+    );
+    let back = crate::store::raw::read(&e.store.conn, row)
+        .unwrap()
+        .unwrap();
+    assert!(back == original, "not the bytes that came in");
+    // a row written before compression existed reads back as it is
+    e.store
+        .conn
+        .execute(
+            "UPDATE message_raw SET raw = CAST('plain' AS BLOB), encoding = 'identity'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        crate::store::raw::read(&e.store.conn, row)
+            .unwrap()
+            .unwrap(),
+        b"plain"
+    );
+    assert_eq!(
+        crate::store::raw::read(&e.store.conn, row + 1).unwrap(),
+        None
+    );
+}
+
+#[test]
 fn a_second_delivery_is_a_duplicate_stored_once() {
     let mut e = Env::new("");
     let m = mail(
