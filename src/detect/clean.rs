@@ -102,19 +102,30 @@ fn is_code_line(line: &str) -> bool {
     let mut visible = 0usize;
     let mut symbols = 0usize;
     let mut digits = 0usize;
-    for c in line.chars().filter(|c| !c.is_whitespace()) {
-        visible += 1;
-        if is_code_symbol(c) {
-            symbols += 1;
+    if line.is_ascii() {
+        // Most log and code lines are ASCII: bytes, without UTF-8
+        // decoding. (`char::is_whitespace` on ASCII is
+        // `u8::is_ascii_whitespace` plus vertical tab.)
+        for b in line
+            .bytes()
+            .filter(|&b| !(b.is_ascii_whitespace() || b == 0x0b))
+        {
+            visible += 1;
+            symbols += usize::from(is_code_symbol(char::from(b)));
+            digits += usize::from(b.is_ascii_digit());
         }
-        if c.is_ascii_digit() {
-            digits += 1;
+    } else {
+        for c in line.chars().filter(|c| !c.is_whitespace()) {
+            visible += 1;
+            symbols += usize::from(is_code_symbol(c));
+            digits += usize::from(c.is_ascii_digit());
         }
     }
     if visible == 0 {
         return false;
     }
-    symbols * 5 > visible || (LOG_LINE.is_match(line) && (digits > 0 || symbols > 0))
+    // The regex last: most prose lines have neither digits nor symbols.
+    symbols * 5 > visible || ((digits > 0 || symbols > 0) && LOG_LINE.is_match(line))
 }
 
 /// Programming symbols that mark a line as code. (A `matches!` rather
@@ -204,9 +215,26 @@ fn push_clean_token(out: &mut String, token: &str) -> bool {
 
 /// snake_case, camelCase, dotted.names, paths and version strings.
 fn is_identifier(t: &str) -> bool {
-    if t.contains([
-        '_', '/', '\\', '=', '<', '>', '{', '}', '|', '#', '$', '%', '~', '`',
-    ]) {
+    // All of these are ASCII, so a byte test is exact and avoids the
+    // per-character search of a `[char; 14]` pattern.
+    if t.bytes().any(|b| {
+        matches!(
+            b,
+            b'_' | b'/'
+                | b'\\'
+                | b'='
+                | b'<'
+                | b'>'
+                | b'{'
+                | b'}'
+                | b'|'
+                | b'#'
+                | b'$'
+                | b'%'
+                | b'~'
+                | b'`'
+        )
+    }) {
         return true;
     }
     let has_digit = t.chars().any(|c| c.is_ascii_digit());

@@ -58,7 +58,16 @@ pub(crate) fn refine(lang: Lang, text: &str, allowed: &dyn Fn(Lang) -> bool) -> 
         return lang;
     }
     let lower = text.to_lowercase();
-    let has = |set: &str| lower.chars().any(|c| set.contains(c));
+    // The distinct non-ASCII letters of the text, gathered in one pass:
+    // `has` is asked up to a dozen times about sets of non-ASCII letters,
+    // and scanning the whole text for each set cost more than whatlang's
+    // alphabet scoring. Short texts have few distinct ones.
+    let present = non_ascii_chars(&lower);
+    // Only for sets of non-ASCII characters (`present` has no others).
+    let has = |set: &str| {
+        debug_assert!(!set.chars().any(|c| c.is_ascii()), "ASCII in {set:?}");
+        set.chars().any(|c| present.contains(&c))
+    };
     let pick = |candidate: Lang| if allowed(candidate) { candidate } else { lang };
 
     match lang {
@@ -96,6 +105,22 @@ pub(crate) fn refine(lang: Lang, text: &str, allowed: &dyn Fn(Lang) -> bool) -> 
         _ if is_latin_lang(lang) => refine_latin(lang, &lower, &has, &pick),
         _ => lang,
     }
+}
+
+/// The distinct non-ASCII characters of `text`, in order of appearance.
+/// Every character set [`refine`] asks about is non-ASCII, so the ASCII
+/// bulk of the text is skipped without decoding.
+fn non_ascii_chars(text: &str) -> Vec<char> {
+    let mut found = Vec::new();
+    if text.is_ascii() {
+        return found;
+    }
+    for c in text.chars().filter(|c| !c.is_ascii()) {
+        if !found.contains(&c) {
+            found.push(c);
+        }
+    }
+    found
 }
 
 fn refine_latin(

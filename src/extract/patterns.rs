@@ -163,6 +163,63 @@ pub(crate) static HEADER_OTHER: LazyLock<Regex> = LazyLock::new(|| {
     ))
 });
 
+/// The most characters a header name of [`FROM_KEYS`] or [`OTHER_KEYS`]
+/// has.
+static HEADER_KEY_MAX_CHARS: LazyLock<usize> = LazyLock::new(|| {
+    FROM_KEYS
+        .split('|')
+        .chain(OTHER_KEYS.split('|'))
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(0)
+});
+
+/// A necessary condition for [`HEADER_FROM`] and [`HEADER_OTHER`], which
+/// are asked about nearly every line with a colon (log lines have many):
+/// after the leading `[\s>*]` the line holds a header name (letters,
+/// spaces and hyphens, at most as long as the longest name) and then only
+/// spaces or `*` up to its first colon. No header name contains a colon,
+/// so the colon the patterns match is the first one.
+pub(crate) fn may_be_header_line(line: &str) -> bool {
+    let rest = line.trim_start_matches(|c: char| c.is_whitespace() || c == '>' || c == '*');
+    let max = *HEADER_KEY_MAX_CHARS;
+    // One scan that stops early: at the first character no header line
+    // has before its colon, or once more letters were seen than a name
+    // has (the spaces and `*` after the name hold none). A `find` for the
+    // colon first would scan whole log lines.
+    let mut letters = 0;
+    let mut colon = None;
+    for (pos, c) in rest.char_indices() {
+        if c == ':' || c == '：' {
+            colon = Some(pos);
+            break;
+        }
+        if c.is_alphabetic() || c == '-' {
+            letters += 1;
+            if letters > max {
+                return false;
+            }
+        } else if !(c.is_whitespace() || c == '*') {
+            return false;
+        }
+    }
+    let Some(colon) = colon else {
+        return false;
+    };
+    let key = rest
+        .get(..colon)
+        .unwrap_or_default()
+        .trim_end_matches(|c: char| c.is_whitespace() || c == '*');
+    let mut n = 0;
+    for c in key.chars() {
+        n += 1;
+        if n > max || !(c.is_alphabetic() || c == ' ' || c == '-') {
+            return false;
+        }
+    }
+    n > 0
+}
+
 /// "-----Original Message-----" and its translations, with any number of
 /// dashes (Outlook, Lotus, Yahoo and mobile clients differ).
 pub(crate) static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
@@ -186,28 +243,86 @@ pub(crate) static ORIGINAL_MESSAGE: LazyLock<Regex> = LazyLock::new(|| {
     ))
 });
 
+/// Forwarded-message markers, as alternatives of [`FORWARD_MARKER`]
+/// (a `?` makes the character before it optional). Kept as a list so
+/// [`may_be_forward_marker`] can bound their length.
+const FORWARD_PHRASES: &[&str] = &[
+    "begin forwarded message",
+    "forwarded message",
+    "forwarded e-?mail",
+    "weitergeleitete nachricht",
+    "anfang der weitergeleiteten nachricht",
+    "message transféré",
+    "début du message réexpédié",
+    "début du message transféré",
+    "mensaje reenviado",
+    "comienzo del mensaje reenviado",
+    "messaggio inoltrato",
+    "inizio messaggio inoltrato",
+    "mensagem encaminhada",
+    "início da mensagem reencaminhada",
+    "doorgestuurd bericht",
+    "begin doorgestuurd bericht",
+    "vidarebefordrat meddelande",
+    "vidarebefordrat brev",
+    "videresendt meddelelse",
+    "videresendt melding",
+    "videresendt e-post",
+    "välitetty viesti",
+    "przekazana wiadomość",
+    "wiadomość przekazana",
+    "пересылаемое сообщение",
+    "пересланное сообщение",
+    "переслане повідомлення",
+    "přeposlaná zpráva",
+    "iletilen ileti",
+    "转发的邮件",
+    "轉寄的郵件",
+    "転送されたメッセージ",
+    "전달된 메시지",
+];
+
 /// Forwarded-message markers. The content after them is the request when
 /// the customer wrote nothing above.
 pub(crate) static FORWARD_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    compile(concat!(
-        r"(?i)^[\s>*_-]*(?:",
-        r"begin forwarded message|forwarded message|forwarded e-?mail|",
-        r"weitergeleitete nachricht|anfang der weitergeleiteten nachricht|",
-        r"message transféré|début du message réexpédié|début du message transféré|",
-        r"mensaje reenviado|comienzo del mensaje reenviado|",
-        r"messaggio inoltrato|inizio messaggio inoltrato|",
-        r"mensagem encaminhada|início da mensagem reencaminhada|",
-        r"doorgestuurd bericht|begin doorgestuurd bericht|",
-        r"vidarebefordrat meddelande|vidarebefordrat brev|",
-        r"videresendt meddelelse|videresendt melding|videresendt e-post|",
-        r"välitetty viesti|",
-        r"przekazana wiadomość|wiadomość przekazana|",
-        r"пересылаемое сообщение|пересланное сообщение|переслане повідомлення|",
-        r"přeposlaná zpráva|iletilen ileti|",
-        r"转发的邮件|轉寄的郵件|転送されたメッセージ|전달된 메시지",
-        r")\s*[:：]?[\s*_-]*$"
+    compile(&format!(
+        r"(?i)^[\s>*_-]*(?:{})\s*[:：]?[\s*_-]*$",
+        FORWARD_PHRASES.join("|")
     ))
 });
+
+/// The most characters a [`FORWARD_PHRASES`] entry can match (a `?` is
+/// not a character of the match).
+static FORWARD_PHRASE_MAX_CHARS: LazyLock<usize> = LazyLock::new(|| {
+    FORWARD_PHRASES
+        .iter()
+        .map(|p| p.chars().filter(|&c| c != '?').count())
+        .max()
+        .unwrap_or(0)
+});
+
+/// A necessary condition for [`FORWARD_MARKER`], checked first because
+/// that regex ran on every line (~300 instructions of regex set-up each):
+/// without the decoration the pattern allows around it, a marker line is
+/// one phrase, made only of letters, spaces and hyphens (a case variant
+/// of a letter is a letter), and no longer than the longest phrase. Log
+/// and prose lines fail at their first digit, comma or full stop.
+pub(crate) fn may_be_forward_marker(line: &str) -> bool {
+    // The pattern's own leading and trailing decoration; every phrase
+    // starts and ends with a letter, so trimming never cuts into one.
+    let core = line
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '>' | '*' | '_' | '-'))
+        .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '：' | '*' | '_' | '-'));
+    let max = *FORWARD_PHRASE_MAX_CHARS;
+    let mut n = 0;
+    for c in core.chars() {
+        n += 1;
+        if n > max || !(c.is_alphabetic() || c == ' ' || c == '-') {
+            return false;
+        }
+    }
+    n > 0
+}
 
 /// Subject prefixes of a forward: an Outlook forward looks exactly like a
 /// reply in the body, only the subject tells them apart.
@@ -306,3 +421,81 @@ pub(crate) const DEVICE_WORDS: &[&str] = &[
     "macbook",
     "watch",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every form the patterns accept must pass the prefilters in front
+    /// of them, or a marker or header line would be missed.
+    #[test]
+    fn prefilters_let_every_match_through() {
+        let mut lines: Vec<String> = Vec::new();
+        let phrases = FORWARD_PHRASES
+            .iter()
+            .flat_map(|p| [p.replace("-?", "-"), p.replace("-?", "")]);
+        for p in phrases {
+            assert!(FORWARD_MARKER.is_match(&p), "{p:?}");
+            for form in [p.clone(), p.to_uppercase(), capitalize(&p)] {
+                lines.push(form.clone());
+                lines.push(format!("---------- {form} ---------"));
+                lines.push(format!("> > *{form}*:"));
+                lines.push(format!("  _{form}_ ： "));
+                lines.push(format!("-- {form}\u{a0}:--"));
+            }
+        }
+        let keys = FROM_KEYS.split('|').chain(OTHER_KEYS.split('|'));
+        for k in keys {
+            let line = format!("{k}: x");
+            assert!(HEADER_OTHER.is_match(&line), "{line:?}");
+            for form in [k.to_owned(), k.to_uppercase(), capitalize(k)] {
+                lines.push(format!("{form}:"));
+                lines.push(format!("> *{form}* : Ana <a@b.c>"));
+                lines.push(format!(" \u{3000}{form}：2024-01-01 10:00"));
+                lines.push(format!(">>{form}\t:"));
+            }
+        }
+        lines.extend(
+            [
+                "",
+                ":",
+                "From:",
+                "2024-01-01 10:00:00 ERROR x: y",
+                "Hello, world",
+                "forwarded message follows: here",
+                "Kelvin \u{212a}:",
+            ]
+            .map(str::to_owned),
+        );
+        let mut forwards = 0;
+        let mut headers = 0;
+        for l in &lines {
+            if FORWARD_MARKER.is_match(l) {
+                forwards += 1;
+                assert!(may_be_forward_marker(l), "{l:?}");
+            }
+            if HEADER_FROM.is_match(l) || HEADER_OTHER.is_match(l) {
+                headers += 1;
+                assert!(may_be_header_line(l), "{l:?}");
+            }
+        }
+        assert!(forwards > 300 && headers > 500, "{forwards} {headers}");
+        // And they do reject the common lines.
+        for l in [
+            "2024-01-01 10:00:00 ERROR x: y",
+            "Hello, world",
+            "See: http://x",
+        ] {
+            assert!(!may_be_forward_marker(l) && (l.starts_with("See") || !may_be_header_line(l)));
+        }
+    }
+
+    /// `s` with its first character upper-cased.
+    fn capitalize(s: &str) -> String {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect())
+            .unwrap_or_default()
+    }
+}

@@ -504,6 +504,23 @@ fn line_splitting_matches_split_on_lf() {
         let expected: Vec<&str> = text.split('\n').collect();
         assert_eq!(text::split_lines(text), expected, "{text:?}");
     }
+    // CRLF and lone CR end lines as the LF they are normalized to.
+    let cr_cases = [
+        "crlf\r\nlines\r\n",
+        "lone\rcr\r",
+        "\r",
+        "\r\n",
+        "\r\r\n\n\r",
+        "\n\r",
+        "mixed\r\n\nblank\r\r\nend",
+        "Grüße\r\nöäü\rçé€\r\n日本語\r",
+        "\r\n\r\n\r\r\n",
+    ];
+    for text in cr_cases {
+        let normalized = text::normalize_newlines(text);
+        let expected: Vec<&str> = normalized.split('\n').collect();
+        assert_eq!(text::split_lines(text), expected, "{text:?}");
+    }
 }
 
 #[test]

@@ -11,6 +11,7 @@ use super::patterns::{
     ATTRIBUTION_DATE_FIRST, ATTRIBUTION_GENERIC, ATTRIBUTION_STRONG, ATTRIBUTION_WEAK,
     DEVICE_WORDS, FORWARD_MARKER, HEADER_FROM, HEADER_OTHER, MAX_WINDOW_CHARS, MAX_WINDOW_LINES,
     MOBILE_SIGNATURE, MOBILE_SIGNATURE_LOOSE, ORIGINAL_MESSAGE, looks_like_attribution_evidence,
+    may_be_forward_marker, may_be_header_line,
 };
 
 /// How deep forwarded messages are unpacked: a forward of a forward is
@@ -60,14 +61,17 @@ pub(crate) fn split(text: &str, forward_subject: bool) -> TextParts {
 }
 
 fn split_at_depth(text: &str, forward_subject: bool, depth: u8) -> TextParts {
-    let normalized = normalize_newlines(text);
-    let lines = split_lines(&normalized);
+    let lines = split_lines(text);
     let mut keep = vec![true; lines.len()];
     let mut quoted: Vec<&str> = Vec::new();
     let mut cut: Option<usize> = None;
     // What the customer wrote above line `counted`, kept incrementally so
     // the top-post check stays linear however many attributions follow.
     let mut top = TopCount::default();
+    // Whether the customer wrote anything above line `i`, kept the same way.
+    let mut content = ContentAbove::default();
+    // Per line: could it end an attribution window (see `LineEnd`).
+    let mut ends = vec![LineEnd::Unknown; lines.len()];
 
     let mut i = 0;
     while let Some(&line) = lines.get(i) {
@@ -77,9 +81,12 @@ fn split_at_depth(text: &str, forward_subject: bool, depth: u8) -> TextParts {
         }
         if is_quoted(line) {
             // Apple Mail quotes a forward: "> Begin forwarded message:".
-            if FORWARD_MARKER.is_match(line)
-                && !has_content(&lines, &keep, 0, i)
-                && depth < MAX_FORWARD_DEPTH
+            // The cheap conditions first: once the customer has written
+            // something, no quoted line can be a forward to unpack.
+            if depth < MAX_FORWARD_DEPTH
+                && !content.found(&lines, &keep, i)
+                && may_be_forward_marker(line)
+                && FORWARD_MARKER.is_match(line)
             {
                 return unpack_forward(&lines, i + 1, depth);
             }
@@ -99,10 +106,10 @@ fn split_at_depth(text: &str, forward_subject: bool, depth: u8) -> TextParts {
             i = run_end;
             continue;
         }
-        match separator_at(&lines, i, forward_subject) {
+        match separator_at(&lines, i, forward_subject, &mut ends) {
             None => i += 1,
             Some(Separator::Forward { lines: n }) => {
-                if !has_content(&lines, &keep, 0, i) && depth < MAX_FORWARD_DEPTH {
+                if depth < MAX_FORWARD_DEPTH && !content.found(&lines, &keep, i) {
                     return unpack_forward(&lines, i + n, depth);
                 }
                 cut = Some(extend_back(&lines, i));
@@ -138,9 +145,6 @@ fn split_at_depth(text: &str, forward_subject: bool, depth: u8) -> TextParts {
     }
 
     let end = cut.unwrap_or(lines.len());
-    if let Some(rest) = lines.get(end..) {
-        quoted.extend(rest.iter().copied());
-    }
     let kept: Vec<&str> = lines
         .get(..end)
         .unwrap_or_default()
@@ -155,9 +159,33 @@ fn split_at_depth(text: &str, forward_subject: bool, depth: u8) -> TextParts {
         signature: signature
             .map(|s| s.join("\n").trim().to_owned())
             .filter(|s| !s.is_empty()),
-        quoted: quoted.join("\n"),
+        quoted: join_quoted(&quoted, text, lines.get(end)),
         forwarded: false,
     }
+}
+
+/// The quoted lines and, from `tail` (the first line after a cut) on,
+/// the rest of the text, joined by LF: the tail is taken as one slice of
+/// `text` with its line breaks normalized, instead of line by line (the
+/// lines are slices of `text` between line breaks, so joining them by LF
+/// gives the same).
+fn join_quoted(quoted: &[&str], text: &str, tail: Option<&&str>) -> String {
+    let mut out = quoted.join("\n");
+    let Some(tail) = tail else {
+        return out;
+    };
+    let rest = (tail.as_ptr() as usize)
+        .checked_sub(text.as_ptr() as usize)
+        .and_then(|start| text.get(start..));
+    if !quoted.is_empty() {
+        out.push('\n');
+    }
+    match rest {
+        Some(rest) => out.push_str(&normalize_newlines(rest)),
+        // Not reached: every line is a slice of `text`.
+        None => out.push_str(tail),
+    }
+    out
 }
 
 /// Unquoted lines sandwiched between `>` lines with no blank line on
@@ -241,10 +269,15 @@ fn unpack_forward(lines: &[&str], start: usize, depth: u8) -> TextParts {
 }
 
 /// Which separator, if any, starts at line `i` (a non-blank, unquoted line).
-fn separator_at(lines: &[&str], i: usize, forward_subject: bool) -> Option<Separator> {
+fn separator_at(
+    lines: &[&str],
+    i: usize,
+    forward_subject: bool,
+    ends: &mut [LineEnd],
+) -> Option<Separator> {
     let line = lines.get(i)?.trim();
     work(line.len());
-    if FORWARD_MARKER.is_match(line) {
+    if may_be_forward_marker(line) && FORWARD_MARKER.is_match(line) {
         return Some(Separator::Forward { lines: 1 });
     }
     // Every separator line has a run of dashes: most lines are decided by
@@ -264,14 +297,14 @@ fn separator_at(lines: &[&str], i: usize, forward_subject: bool) -> Option<Separ
     {
         return Some(Separator::Block);
     }
-    attribution_at(lines, i)
+    attribution_at(lines, i, ends)
 }
 
 /// "On … wrote:" starting at line `i`, possibly wrapped over up to three
 /// lines. Only windows whose last line ends like an attribution are
 /// matched, which keeps the regex work to a few short lines.
-fn attribution_at(lines: &[&str], i: usize) -> Option<Separator> {
-    attribution_len(lines, i).map(|lines| Separator::Attribution { lines })
+fn attribution_at(lines: &[&str], i: usize, ends: &mut [LineEnd]) -> Option<Separator> {
+    attribution_len(lines, i, ends).map(|lines| Separator::Attribution { lines })
 }
 
 /// The number of lines of the attribution window starting at `i`.
@@ -280,20 +313,23 @@ fn attribution_at(lines: &[&str], i: usize) -> Option<Separator> {
 /// window starts with a known word ("On", "Am", "Le", a date) it must hold
 /// a date, an address or a quoted name: "Hello" above "Ana <a@b.c>
 /// wrote:" is the customer's, not part of the attribution.
-fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
+fn attribution_len(lines: &[&str], i: usize, ends: &mut [LineEnd]) -> Option<usize> {
     // A window matches only if its last line ends like an attribution (or
     // is all decoration, which exposes the end of the line above), and a
     // blank line ends the search. Most lines are prose: decide them here
     // without building a window.
-    let plausible = lines
-        .iter()
-        .skip(i)
-        .take(MAX_WINDOW_LINES)
-        .take_while(|l| !is_blank(l))
-        .any(|l| {
-            let s = strip_decoration(l);
-            s.is_empty() || ends_like_attribution(s)
-        });
+    // Each line is classified once (`ends`), not once per window it is in.
+    let mut plausible = false;
+    for k in i..(i + MAX_WINDOW_LINES).min(lines.len()) {
+        match line_end(lines, ends, k) {
+            LineEnd::Blank => break,
+            LineEnd::Plausible => {
+                plausible = true;
+                break;
+            }
+            LineEnd::Unknown | LineEnd::Other => {}
+        }
+    }
     if !plausible {
         return None;
     }
@@ -337,6 +373,45 @@ fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// What a line means for the attribution prefilter, computed once per
+/// line: each line is in up to [`MAX_WINDOW_LINES`] windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineEnd {
+    /// Not classified yet.
+    Unknown,
+    /// A blank line: it ends the search.
+    Blank,
+    /// Ends like an attribution, or is all decoration.
+    Plausible,
+    /// Anything else.
+    Other,
+}
+
+/// The [`LineEnd`] of line `k`, classified on first use.
+fn line_end(lines: &[&str], ends: &mut [LineEnd], k: usize) -> LineEnd {
+    let known = ends.get(k).copied().unwrap_or(LineEnd::Blank);
+    if known != LineEnd::Unknown {
+        return known;
+    }
+    let Some(l) = lines.get(k) else {
+        return LineEnd::Blank;
+    };
+    let class = if is_blank(l) {
+        LineEnd::Blank
+    } else {
+        let s = strip_decoration(l);
+        if s.is_empty() || ends_like_attribution(s) {
+            LineEnd::Plausible
+        } else {
+            LineEnd::Other
+        }
+    };
+    if let Some(e) = ends.get_mut(k) {
+        *e = class;
+    }
+    class
 }
 
 /// A line that ends a sentence ("…then.", "Thanks!") rather than an
@@ -383,7 +458,7 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
     let Some(first) = lines.get(i) else {
         return false;
     };
-    if !may_be_header(first) || !HEADER_FROM.is_match(first) {
+    if !may_be_header_line(first) || !HEADER_FROM.is_match(first) {
         return false;
     }
     let mut others = 0;
@@ -397,7 +472,7 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
             }
             continue;
         }
-        if may_be_header(l) && HEADER_OTHER.is_match(l) {
+        if may_be_header_line(l) && HEADER_OTHER.is_match(l) {
             others += 1;
             if others >= HEADER_BLOCK_MIN_OTHERS {
                 return true;
@@ -413,14 +488,6 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
 fn has_double_dash(line: &str) -> bool {
     let bytes = line.as_bytes();
     memchr::memchr_iter(b'-', bytes).any(|i| bytes.get(i + 1) == Some(&b'-'))
-}
-
-/// Cheap filter before the header regexes, which run for nearly every
-/// line: a header line has a colon, ASCII ':' or fullwidth '：' (U+FF1A,
-/// UTF-8 `EF BC 9A`). A 0x9A byte also occurs in other characters; this
-/// only has to let every header line through.
-fn may_be_header(line: &str) -> bool {
-    memchr::memchr2(b':', 0x9a, line.as_bytes()).is_some()
 }
 
 /// Moves a cut up over the blank lines and rules ("______", "-----")
@@ -510,14 +577,32 @@ pub(crate) fn is_mobile_signature(line: &str) -> bool {
         && MOBILE_SIGNATURE.is_match(t)
 }
 
-/// True when a kept, non-blank line exists in `lines[from..to]`.
-fn has_content(lines: &[&str], keep: &[bool], from: usize, to: usize) -> bool {
-    lines
-        .iter()
-        .zip(keep)
-        .take(to)
-        .skip(from)
-        .any(|(l, k)| *k && !is_blank(l) && !is_mobile_signature(l))
+/// Whether a kept, non-blank line that is not a mobile signature exists
+/// above some line, counted once per line: asked for every quoted line
+/// that could start a forward, scanning from the top each time would be
+/// quadratic. Lines above the scan position never change their `keep`
+/// flag again, and once found the answer stays true.
+#[derive(Debug, Default)]
+struct ContentAbove {
+    counted: usize,
+    found: bool,
+}
+
+impl ContentAbove {
+    /// True when such a line exists in `lines[..i]`.
+    fn found(&mut self, lines: &[&str], keep: &[bool], i: usize) -> bool {
+        if self.found {
+            return true;
+        }
+        for (l, k) in lines.iter().zip(keep).take(i).skip(self.counted) {
+            if *k && !is_blank(l) && !is_mobile_signature(l) {
+                self.found = true;
+                break;
+            }
+        }
+        self.counted = self.counted.max(i);
+        self.found
+    }
 }
 
 fn next_nonblank(lines: &[&str], from: usize) -> Option<usize> {
@@ -659,15 +744,27 @@ pub(crate) fn normalize_newlines(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The lines of LF-only text, as `text.split('\n')` gives them (a final
-/// LF yields a last empty line), found with memchr's vectorized search:
-/// this runs over every byte of every body.
+/// The lines of `text` as `normalize_newlines(text).split('\n')` gives
+/// them (CRLF, lone CR and LF each end a line; a final line break yields
+/// a last empty line), borrowed from `text` itself: a CRLF body (most
+/// mail) is not copied just to be split. Found with memchr's vectorized
+/// search: this runs over every byte of every body.
 pub(crate) fn split_lines(text: &str) -> Vec<&str> {
-    let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
+    let bytes = text.as_bytes();
+    let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', bytes).count() + 1);
     let mut start = 0;
-    for nl in memchr::memchr_iter(b'\n', text.as_bytes()) {
-        lines.push(text.get(start..nl).unwrap_or_default());
-        start = nl + 1;
+    for brk in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+        // The LF of a CRLF, already consumed with its CR.
+        if brk < start {
+            continue;
+        }
+        // `start` and `brk` sit next to ASCII bytes: character boundaries.
+        lines.push(text.get(start..brk).unwrap_or_default());
+        start = if bytes.get(brk) == Some(&b'\r') && bytes.get(brk + 1) == Some(&b'\n') {
+            brk + 2
+        } else {
+            brk + 1
+        };
     }
     lines.push(text.get(start..).unwrap_or_default());
     lines
