@@ -40,9 +40,15 @@ fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
 }
 
+/// A customer's message written just now. The Date must be recent: mail
+/// older than `acknowledge.max_age` is an old import, whose clock sends no
+/// alerts (a fixed date here made these tests fail once it was 3 days old).
 fn mail(id: &str) -> RawMail {
+    let date = Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%a, %d %b %Y %H:%M:%S +0000");
     let text = format!(
-        "From: Ann <ann@customer.test>\nTo: support@example.com\nSubject: Cannot log in\nMessage-ID: <{id}>\nDate: Sun, 22 Nov 2026 10:59:00 +0100\n\nHello, I cannot log in to my account since this morning. Could you please help me?\n"
+        "From: Ann <ann@customer.test>\nTo: support@example.com\nSubject: Cannot log in\nMessage-ID: <{id}>\nDate: {date}\n\nHello, I cannot log in to my account since this morning. Could you please help me?\n"
     );
     RawMail {
         origin: Origin::Pipe,
