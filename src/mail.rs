@@ -104,6 +104,18 @@ pub struct RawMail {
     pub bytes: Vec<u8>,
 }
 
+/// A [`RawMail`] after analysis: where it came from and when it arrived,
+/// with its bytes in the encoding the store keeps them in (compressed on
+/// the analysis threads, so the single database writer does not have to).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptRaw {
+    pub origin: Origin,
+    pub direction: Direction,
+    /// See [`RawMail::arrived`].
+    pub arrived: Option<jiff::Timestamp>,
+    pub encoded: crate::store::raw::EncodedRaw,
+}
+
 /// An e-mail address with its optional display name. `email` keeps the
 /// case the sender wrote; compare with [`Address::key`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -405,11 +417,15 @@ pub struct Language {
 /// Everything the pure stages learned about one message: the input of the
 /// threading and planning decisions taken inside the store's transaction.
 #[derive(Debug, Clone, PartialEq)]
+///
+/// It holds less than the stages saw, on purpose: a batch waits for its
+/// commit after analysis, and several batches are in flight while a
+/// backlog drains. The bytes as received are kept compressed
+/// ([`KeptRaw`]), and the decoded bodies (`parsed.text`, `parsed.html`)
+/// are emptied once extraction and detection are done: what the store
+/// needs of a body is `customer_text`.
 pub struct AnalyzedMail {
-    pub raw: RawMail,
-    /// `raw.bytes` as the store keeps them (compressed), encoded on the
-    /// analysis threads so the single database writer does not have to.
-    pub stored_raw: crate::store::raw::EncodedRaw,
+    pub raw: KeptRaw,
     /// The configured mailbox this message belongs to (resolved).
     pub mailbox: String,
     pub parsed: ParsedMail,

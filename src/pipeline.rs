@@ -14,7 +14,7 @@ use crate::classify::{self, ClassifyContext};
 use crate::config::Config;
 use crate::detect::Detector;
 use crate::extract;
-use crate::mail::{AnalyzedMail, RawMail};
+use crate::mail::{AnalyzedMail, KeptRaw, RawMail};
 use crate::parse;
 use crate::store::ingest::{QuarantineEntry, Work};
 use crate::store::raw::EncodedRaw;
@@ -102,15 +102,25 @@ impl Analyzer {
             (classification, customer_text, detection)
         }));
         match analyzed {
-            Ok((classification, customer_text, detection)) => Work::Mail(Box::new(AnalyzedMail {
-                stored_raw: EncodedRaw::encode(&raw.bytes),
-                raw,
-                mailbox,
-                parsed,
-                classification,
-                customer_text,
-                detection,
-            })),
+            Ok((classification, customer_text, detection)) => {
+                // Released now, not at the commit (see `AnalyzedMail`).
+                let mut parsed = parsed;
+                parsed.text = String::new();
+                parsed.html = None;
+                Work::Mail(Box::new(AnalyzedMail {
+                    raw: KeptRaw {
+                        encoded: EncodedRaw::encode(raw.bytes),
+                        origin: raw.origin,
+                        direction: raw.direction,
+                        arrived: raw.arrived,
+                    },
+                    mailbox,
+                    parsed,
+                    classification,
+                    customer_text,
+                    detection,
+                }))
+            }
             Err(panic) => Work::Quarantine(QuarantineEntry {
                 origin: raw.origin,
                 mailbox: Some(mailbox),

@@ -160,8 +160,8 @@ pub fn ingest_resilient(
                         origin: m.raw.origin.clone(),
                         mailbox: Some(m.mailbox.clone()),
                         reason: format!("cannot be stored: {e}"),
-                        size_bytes: m.raw.bytes.len(),
-                        raw: Some(m.raw.bytes.clone()),
+                        size_bytes: m.parsed.size_bytes,
+                        raw: m.raw.encoded.decode().ok(),
                         headers: None,
                     },
                     Work::Quarantine(q) => q.clone(),
@@ -668,7 +668,7 @@ fn insert_message(
         p.size_bytes as i64,
     ])?;
     let row = tx.last_insert_rowid();
-    super::raw::insert(tx, row, &m.stored_raw)?;
+    super::raw::insert(tx, row, &m.raw.encoded)?;
     for a in &p.attachments {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO blobs (sha256, size_bytes, content) VALUES (?1, ?2, ?3)",

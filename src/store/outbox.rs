@@ -227,7 +227,11 @@ pub fn record_sent(
             ])?;
         if n == 1 {
             let id = tx.last_insert_rowid();
-            super::raw::insert(&tx, id, &super::raw::EncodedRaw::encode(sent.bytes))?;
+            super::raw::insert(
+                &tx,
+                id,
+                &super::raw::EncodedRaw::encode(sent.bytes.to_vec()),
+            )?;
             message = Some(id);
         }
     }
