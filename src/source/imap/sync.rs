@@ -40,8 +40,12 @@ pub const MAX_BATCH_BYTES: u64 = 1 << 20;
 /// Batches downloaded but not yet finished, across all folders of the
 /// process. Analysis is CPU-bound, so more folders draining at once would
 /// not go faster, only use more memory: five mailboxes draining a backlog
-/// together use the memory of one.
-const BATCHES_IN_FLIGHT: usize = 3;
+/// together use the memory of one. Two, not three, since the writer got
+/// cheap (raw bytes compressed on the analysis threads): one mailbox
+/// drains as fast with two (0.97 s per 1,000 either way), five drain
+/// about 12% slower, and the peak RSS drops by about 2 MB (BENCHMARKS.md,
+/// "IMAP ingest").
+const BATCHES_IN_FLIGHT: usize = 2;
 
 static BATCH_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BATCHES_IN_FLIGHT);
 
