@@ -210,14 +210,7 @@ pub(crate) fn may_be_header_line(line: &str) -> bool {
         .get(..colon)
         .unwrap_or_default()
         .trim_end_matches(|c: char| c.is_whitespace() || c == '*');
-    let mut n = 0;
-    for c in key.chars() {
-        n += 1;
-        if n > max || !(c.is_alphabetic() || c == ' ' || c == '-') {
-            return false;
-        }
-    }
-    n > 0
+    is_short_phrase(key, max)
 }
 
 /// "-----Original Message-----" and its translations, with any number of
@@ -313,9 +306,16 @@ pub(crate) fn may_be_forward_marker(line: &str) -> bool {
     let core = line
         .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '>' | '*' | '_' | '-'))
         .trim_end_matches(|c: char| c.is_whitespace() || matches!(c, ':' | '：' | '*' | '_' | '-'));
-    let max = *FORWARD_PHRASE_MAX_CHARS;
+    is_short_phrase(core, *FORWARD_PHRASE_MAX_CHARS)
+}
+
+/// True when `s` is one non-empty phrase of at most `max` characters made
+/// of letters, spaces and hyphens: the shape every marker phrase and
+/// header name has once its decoration is trimmed, so anything else cannot
+/// match the regex behind the prefilter.
+fn is_short_phrase(s: &str, max: usize) -> bool {
     let mut n = 0;
-    for c in core.chars() {
+    for c in s.chars() {
         n += 1;
         if n > max || !(c.is_alphabetic() || c == ' ' || c == '-') {
             return false;
