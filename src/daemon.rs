@@ -50,6 +50,9 @@ pub struct Shared {
     /// Task heartbeats and source state (watchdog, READY, status line).
     pub health: Health,
     pub stop: CancellationToken,
+    /// TLS client configs, one per CA file, shared by the folders of this
+    /// generation (building one parses every system root).
+    pub tls: crate::tls::TlsConfigs,
 }
 
 /// Counts of one `--once` pass, for the summary.
@@ -90,9 +93,11 @@ impl Shared {
         let config = Arc::new(cfg);
         let outbox = Outbox::new(config.clone(), Arc::new(templates));
         outbox.ready().await?;
+        let analyzer = Arc::new(Analyzer::new(&config));
+        crate::pipeline::warm_up(analyzer.clone());
         Ok(Shared {
             store,
-            analyzer: Arc::new(Analyzer::new(&config)),
+            analyzer,
             policy: Arc::new(Policy {
                 config: (*config).clone(),
                 key,
@@ -102,6 +107,7 @@ impl Shared {
             sla_wake: Arc::new(Notify::new()),
             health,
             stop,
+            tls: crate::tls::TlsConfigs::default(),
         })
     }
 

@@ -187,6 +187,46 @@ impl Analyzer {
     }
 }
 
+/// A reply in the shapes the extract and detect patterns look for, so that
+/// analyzing it compiles every pattern (each is compiled on first use).
+const WARM_UP_MAIL: &str = "From: Ann <ann@example.org>\r\nTo: support@example.org\r\n\
+Subject: Re: Fwd: printer\r\nMessage-ID: <warm-up@postdesk.invalid>\r\n\
+Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n\
+--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+Hello, the printer on floor 3 still jams after the update of 2024-01-01.\r\n\
+ERROR 2024-01-01 10:00:00 spooler.c:42 paper_path_fault=7\r\n\r\n\
+-- \r\nAnn\r\nSent from my iPhone\r\n\r\n\
+On Mon, 1 Jan 2024 at 09:00, Support <support@example.org> wrote:\r\n\
+> Did the update help?\r\n\r\n\
+-----Original Message-----\r\nFrom: Support\r\nSent: Monday\r\nTo: Ann\r\nSubject: printer\r\n\r\n\
+---------- Forwarded message ---------\r\nold text\r\n\
+--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<div>Hello, the printer still jams.</div><div class=\"gmail_quote\">\
+<blockquote>Did the update help?</blockquote></div>\r\n--b--\r\n";
+
+/// Compiles the patterns of the pure stages ahead of the first message, on
+/// the analysis threads, in the background: the first batch of a backlog
+/// (and the first mail after a start) then does not pay for the regex
+/// compilation, and it overlaps the connection's TLS handshake and login.
+/// Nothing waits for it.
+pub fn warm_up(analyzer: std::sync::Arc<Analyzer>) {
+    let job = move || {
+        let raw = RawMail {
+            origin: crate::mail::Origin::Local,
+            mailbox: None,
+            direction: crate::mail::Direction::Inbound,
+            arrived: None,
+            bytes: WARM_UP_MAIL.as_bytes().to_vec(),
+        };
+        drop(analyzer.analyze(raw));
+    };
+    // Without a pool the first message pays; never block the caller.
+    if let Some(pool) = analysis_pool() {
+        pool.spawn(job);
+    }
+}
+
 /// The threads that run the pure stages: one per core, started on first
 /// use and kept for the life of the process (see
 /// [`Analyzer::analyze_batch`]). `None` if not even one thread could be
@@ -273,6 +313,22 @@ mod tests {
             arrived: None,
             bytes: bytes.to_vec(),
         }
+    }
+
+    #[test]
+    fn the_warm_up_mail_reaches_the_quote_and_signature_rules() {
+        let a = Analyzer::new(&crate::store::ingest::test_policy("").config);
+        let Work::Mail(m) = a.analyze(raw(WARM_UP_MAIL.as_bytes(), None)) else {
+            panic!("the warm-up mail is quarantined");
+        };
+        assert!(m.customer_text.quote_removed, "{:?}", m.customer_text);
+        assert!(
+            m.customer_text.text.contains("printer"),
+            "{:?}",
+            m.customer_text
+        );
+        assert_eq!(m.detection.map(|d| d.language).as_deref(), Some("en"));
+        warm_up(std::sync::Arc::new(a));
     }
 
     #[test]

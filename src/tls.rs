@@ -7,6 +7,7 @@
 //! off. Building a config reads files (the system roots, `ca_file`), so
 //! call [`client_config`] from a blocking context.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,6 +37,47 @@ pub enum TlsError {
         "cannot set up certificate verification: {0}; install the system CA certificates (package ca-certificates) or set ca_file"
     )]
     Verifier(#[source] rustls::Error),
+}
+
+/// The client configs built so far, one per distinct `ca_file`, shared by
+/// every connection that uses the same one.
+///
+/// Why: building a config reads and parses every system root (on Debian
+/// the bundle and then each file of `/etc/ssl/certs`, some 280 parses) and
+/// keeps the parsed roots in memory. Built per folder, five mailboxes read
+/// them five times at start and kept five copies resident. The daemon keeps
+/// one `TlsConfigs` per configuration generation, so a reload (SIGHUP)
+/// still reads the CA files and the system roots again.
+#[derive(Clone, Default)]
+pub struct TlsConfigs {
+    built: Arc<std::sync::Mutex<HashMap<Option<PathBuf>, Arc<ClientConfig>>>>,
+}
+
+impl std::fmt::Debug for TlsConfigs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfigs").finish_non_exhaustive()
+    }
+}
+
+impl TlsConfigs {
+    /// The config for `ca_file`, built on first use ([`client_config`]).
+    /// Blocking (reads files the first time). A failure is not kept: the
+    /// next call tries again, so a CA file fixed on disk is picked up.
+    pub fn get(&self, ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+        let key = ca_file.map(Path::to_path_buf);
+        // Held while building, so that folders starting together build a
+        // config once instead of each racing to build its own.
+        let mut built = self
+            .built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(config) = built.get(&key) {
+            return Ok(config.clone());
+        }
+        let config = client_config(ca_file)?;
+        built.insert(key, config.clone());
+        Ok(config)
+    }
 }
 
 /// A client config that verifies servers with the platform verifier plus
@@ -136,6 +178,28 @@ mod tests {
         std::fs::write(&p, "not a certificate\n").unwrap();
         let e = client_config(Some(&p)).unwrap_err();
         assert!(matches!(e, TlsError::NoCertificate { .. }), "{e}");
+    }
+
+    #[test]
+    fn one_config_per_ca_file_and_failures_are_not_kept() {
+        let configs = TlsConfigs::default();
+        let a = configs
+            .get(None)
+            .expect("the system roots (package ca-certificates)");
+        let b = configs.get(None).unwrap();
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "the second folder reuses the first one's config"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ca.pem");
+        assert!(configs.get(Some(&p)).is_err());
+        std::fs::write(&p, "not a certificate\n").unwrap();
+        let e = configs.get(Some(&p)).unwrap_err();
+        assert!(
+            matches!(e, TlsError::NoCertificate { .. }),
+            "read again, not the first failure: {e}"
+        );
     }
 
     #[test]

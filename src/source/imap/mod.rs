@@ -327,14 +327,19 @@ impl Failures {
     }
 }
 
-/// The TLS config for a folder's connections; built once (it reads the
-/// system roots and `ca_file` from disk).
-async fn tls_config(cfg: &ImapConfig) -> Result<Option<Arc<ClientConfig>>, ImapError> {
+/// The TLS config for a folder's connections, shared with the other
+/// folders that use the same `ca_file` (building one reads the system
+/// roots and `ca_file` from disk).
+async fn tls_config(
+    configs: &crate::tls::TlsConfigs,
+    cfg: &ImapConfig,
+) -> Result<Option<Arc<ClientConfig>>, ImapError> {
     if cfg.tls == TlsMode::None {
         return Ok(None);
     }
     let ca = cfg.ca_file.clone();
-    let built = tokio::task::spawn_blocking(move || crate::tls::client_config(ca.as_deref()))
+    let configs = configs.clone();
+    let built = tokio::task::spawn_blocking(move || configs.get(ca.as_deref()))
         .await
         .map_err(|e| ImapError::Task(e.to_string()))??;
     Ok(Some(built))
@@ -405,7 +410,7 @@ impl Watcher {
     /// until stopped (`Ok`) or something fails.
     async fn session(&mut self) -> Result<(), ImapError> {
         if self.tls.is_none() {
-            self.tls = tls_config(&self.folder.config).await?;
+            self.tls = tls_config(&self.shared.tls, &self.folder.config).await?;
         }
         let mut conn = connect::connect(
             &self.folder.config,
@@ -538,7 +543,7 @@ async fn once(
     folder: &Folder,
     summary: &mut PassSummary,
 ) -> Result<(), ImapError> {
-    let tls = tls_config(&folder.config).await?;
+    let tls = tls_config(&shared.tls, &folder.config).await?;
     let mut creds = Credentials::new(folder.config.auth.clone());
     let mut conn = connect::connect(&folder.config, tls.as_ref(), &mut creds).await?;
     let opened = sync::open_folder(shared, &mut conn, folder).await?;

@@ -490,7 +490,8 @@ pub async fn refetch(
     uidvalidity: u32,
     uid: u32,
 ) -> Result<Refetched, ImapError> {
-    let tls = super::tls_config(cfg).await?;
+    // One connection for one message: nothing to share the config with.
+    let tls = super::tls_config(&crate::tls::TlsConfigs::default(), cfg).await?;
     let mut creds = Credentials::new(cfg.auth.clone());
     let mut conn = connect::connect(cfg, tls.as_ref(), &mut creds).await?;
     let result = refetch_in(&mut conn, folder, uidvalidity, uid).await;
