@@ -416,7 +416,6 @@ pub struct Language {
 
 /// Everything the pure stages learned about one message: the input of the
 /// threading and planning decisions taken inside the store's transaction.
-#[derive(Debug, Clone, PartialEq)]
 ///
 /// It holds less than the stages saw, on purpose: a batch waits for its
 /// commit after analysis, and several batches are in flight while a
@@ -424,6 +423,7 @@ pub struct Language {
 /// ([`KeptRaw`]), and the decoded bodies (`parsed.text`, `parsed.html`)
 /// are emptied once extraction and detection are done: what the store
 /// needs of a body is `customer_text`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzedMail {
     pub raw: KeptRaw,
     /// The configured mailbox this message belongs to (resolved).

@@ -161,7 +161,15 @@ pub fn ingest_resilient(
                         mailbox: Some(m.mailbox.clone()),
                         reason: format!("cannot be stored: {e}"),
                         size_bytes: m.parsed.size_bytes,
-                        raw: m.raw.encoded.decode().ok(),
+                        // Decoding what analysis encoded moments ago does not
+                        // fail; should it, the entry still names the origin
+                        // and the reason, and the log says the bytes are lost.
+                        raw: m
+                            .raw
+                            .encoded
+                            .decode()
+                            .inspect_err(|e| tracing::error!(error = %e, "The quarantined message's bytes are lost."))
+                            .ok(),
                         headers: None,
                     },
                     Work::Quarantine(q) => q.clone(),
