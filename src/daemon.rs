@@ -151,6 +151,8 @@ impl Shared {
                     .map(|_| Err(crate::store::StoreError::Unavailable(e.to_string())))
                     .collect()
             });
+        // After the commit is answered, not inside it (store/handle.rs).
+        self.store.checkpoint_soon();
         let latency = read_at.elapsed();
         for r in results.iter().flatten() {
             crate::metrics::ingested(
