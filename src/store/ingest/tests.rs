@@ -200,6 +200,71 @@ fn the_original_bytes_are_kept_compressed_and_read_back_exactly() {
 }
 
 #[test]
+fn a_message_the_store_refuses_is_quarantined_with_its_original_bytes() {
+    let mut e = Env::new("");
+    // One message of the batch cannot be stored (a constraint fails for it
+    // alone): the batch is retried one by one, the others are stored, and
+    // the refused one is quarantined with the bytes it arrived with, decoded
+    // from the compressed copy analysis made.
+    e.store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.message_id = 'bad@customer.test'
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+        )
+        .unwrap();
+    let body = BODY_EN.repeat(20);
+    let texts = [
+        mail(
+            "Ann <ann@customer.test>",
+            "good@customer.test",
+            "Log in",
+            "",
+            &body,
+        ),
+        mail(
+            "Bob <bob@customer.test>",
+            "bad@customer.test",
+            "Export",
+            "",
+            &body,
+        ),
+    ];
+    let items: Vec<IngestItem> = texts
+        .iter()
+        .map(|t| IngestItem {
+            work: e.analyzer.analyze(RawMail {
+                origin: Origin::Pipe,
+                mailbox: None,
+                direction: Direction::Inbound,
+                arrived: None,
+                bytes: t.replace('\n', "\r\n").into_bytes(),
+            }),
+            effects: SourceEffects::default(),
+        })
+        .collect();
+    let results = ingest_resilient(&mut e.store.conn, &items, &e.policy, e.now, false);
+    assert_eq!(results.len(), 2);
+    assert_eq!(results[0].as_ref().unwrap().outcome, Outcome::Created);
+    assert_eq!(results[1].as_ref().unwrap().outcome, Outcome::Quarantined);
+    let (reason, raw, size): (String, Vec<u8>, i64) = e
+        .store
+        .conn
+        .query_row("SELECT reason, raw, size_bytes FROM quarantine", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    let original = texts[1].replace('\n', "\r\n").into_bytes();
+    assert!(reason.contains("refused for the test"), "{reason}");
+    assert!(
+        raw == original,
+        "the quarantined bytes differ from what came in"
+    );
+    assert_eq!(size, original.len() as i64);
+    assert_eq!(e.count("SELECT count(*) FROM messages"), 1);
+}
+
+#[test]
 fn a_second_delivery_is_a_duplicate_stored_once() {
     let mut e = Env::new("");
     let m = mail(
