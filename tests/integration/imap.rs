@@ -602,6 +602,82 @@ fn a_wrong_password_backs_off_and_leaves_other_mailboxes_alone() {
 }
 
 #[test]
+fn xoauth2_logs_in_and_fetches_a_new_token_when_the_cached_one_is_refused() {
+    // A stack of its own: Dovecot is restarted to end the session.
+    let stack = MailStack::builder().without_postfix().start();
+    let user = stack.lease_user();
+    let (first, second) = ("first-token-1111", "second-token-22222222");
+    stack.set_oauth_token(&user.address, first);
+    let pd = Postdesk::new("");
+    let token_file = pd.path("token");
+    std::fs::write(&token_file, format!("{first}\n")).expect("write the token");
+    // The token from a command, as from an OAuth helper; its output is
+    // kept until the server refuses it.
+    append_config(
+        &pd,
+        &format!(
+            "[mailboxes.imap]\nhost = \"{host}\"\nport = {port}\ntls = \"implicit\"\nca_file = \"{ca}\"\n\
+             username = \"{user}\"\nauth = \"xoauth2\"\noauth_token = {{ command = [\"cat\", \"{token}\"] }}\n\
+             max_backoff = \"2s\"\n",
+            host = stack.host(),
+            port = stack.imaps_port(),
+            ca = stack.ca_file().display(),
+            user = user.address,
+            token = token_file.display(),
+        ),
+    );
+    let inbound = "SELECT count(*) FROM messages WHERE direction = 'inbound'";
+    let mut daemon = Daemon::start(&pd, "postdesk=debug");
+    daemon.wait_log("Waiting in IDLE.", 1, DEADLINE);
+    stack.append(&user.address, "INBOX", &customer_mail(1, &user.address));
+    eventually(DEADLINE, "ticket 1", || {
+        (count(&pd, inbound)? == 1).then_some(())
+    });
+    daemon.wait_log("Waiting in IDLE.", 2, DEADLINE);
+
+    // The token expires while the server is away: it accepts only the new
+    // one, which the command now prints. The daemon's next login offers
+    // the cached token, is refused, runs the command again and logs in.
+    stack.stop_dovecot();
+    daemon.wait_log("IMAP connection failed.", 1, DEADLINE);
+    stack.set_oauth_token(&user.address, second);
+    std::fs::write(&token_file, format!("{second}\n")).expect("write the token");
+    stack.start_dovecot();
+    stack.append(&user.address, "INBOX", &customer_mail(2, &user.address));
+    eventually(DEADLINE, "ticket 2 with the new token", || {
+        (count(&pd, inbound)? == 2).then_some(())
+    });
+    assert!(daemon.is_running(), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(
+        !log.contains("refused the login"),
+        "the refused token was replaced at once, without an error:\n{log}"
+    );
+    for secret in [first, second] {
+        assert!(!log.contains(secret), "a token is in the log:\n{log}");
+    }
+    let server_log = std::fs::read_to_string(stack.dovecot_log()).expect("the Dovecot log");
+    let logins = server_log
+        .lines()
+        .filter(|l| l.contains(&format!("Login: user=<{}>, method=XOAUTH2", user.address)))
+        .count();
+    // Only the token passdb answers XOAUTH2 (auth_verbose logs its "no").
+    let refused = server_log
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("passwd-file({},", user.address)) && l.contains("Password mismatch")
+        })
+        .count();
+    assert_eq!(
+        (logins, refused),
+        (2, 1),
+        "two XOAUTH2 logins, one refused token:\n{server_log}"
+    );
+    let status = daemon.stop(Duration::from_secs(30));
+    assert!(status.success(), "exit {status}");
+}
+
+#[test]
 fn dovecot_stopped_or_crashed_while_idling_loses_nothing() {
     let stack = MailStack::builder().without_postfix().start();
     let user = stack.lease_user();

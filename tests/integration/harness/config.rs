@@ -90,6 +90,8 @@ pub fn write_all(layout: &Layout, settings: &Settings, ports: &Ports) -> io::Res
         .collect();
     fs::write(layout.users_file(), users)?;
     make_readable_by_dovecot(&layout.users_file())?;
+    fs::write(layout.oauth_tokens_file(), "")?;
+    make_readable_by_dovecot(&layout.oauth_tokens_file())?;
     fs::write(layout.dovecot_conf(), dovecot_conf(layout, settings, ports))?;
     if settings.postfix {
         write_postfix(layout, settings, ports)?;
@@ -111,6 +113,7 @@ fn dovecot_conf(layout: &Layout, settings: &Settings, ports: &Ports) -> String {
             ("LOG", path(&layout.dovecot_log())),
             ("TLS", path(&layout.tls)),
             ("USERS", path(&layout.users_file())),
+            ("OAUTH_TOKENS", path(&layout.oauth_tokens_file())),
             ("MAIL", path(&layout.mail)),
             ("UID", MAIL_UID.to_string()),
             ("GID", MAIL_GID.to_string()),
@@ -235,7 +238,7 @@ local {{WRONG_HOST}} {
 
 # tests log in over the plain port too
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2
 # the default 2 s per failed login would slow down auth-failure tests
 auth_failure_delay = 0
 # and anvil's per-IP penalty (up to 15 s) would slow down every later login
@@ -248,7 +251,16 @@ service anvil {
 auth_username_format = %Lu
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%Lu {{USERS}}
+}
+# XOAUTH2 checks the bearer token like a password (Dovecot 2.3 passes it to
+# the passdb); a file of its own keeps tokens apart from passwords, so a
+# test can make a token expire while the harness still logs in to APPEND
+passdb {
+  driver = passwd-file
+  mechanisms = xoauth2
+  args = scheme=PLAIN username_format=%Lu {{OAUTH_TOKENS}}
 }
 userdb {
   driver = passwd-file

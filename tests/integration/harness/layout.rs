@@ -68,6 +68,11 @@ impl Layout {
     pub fn users_file(&self) -> PathBuf {
         self.etc.join("users")
     }
+    /// The XOAUTH2 access tokens Dovecot accepts, one per user, in
+    /// passwd-file format (see `MailStack::set_oauth_token`).
+    pub fn oauth_tokens_file(&self) -> PathBuf {
+        self.etc.join("oauth-tokens")
+    }
     pub fn dovecot_log(&self) -> PathBuf {
         self.log.join("dovecot.log")
     }

@@ -414,6 +414,36 @@ impl MailStack {
         self.instance.log_tail(lines)
     }
 
+    /// Makes `token` the one XOAUTH2 access token Dovecot accepts for
+    /// `address` (none by default), as an OAuth server issuing a new token
+    /// would. Dovecot re-reads the file when its size or modification
+    /// second changes (restarting Dovecot always does); an open session
+    /// stays logged in.
+    #[track_caller]
+    pub fn set_oauth_token(&self, address: &str, token: &str) {
+        assert!(
+            !token.contains([':', ' ', '\n']),
+            "token {token:?}: no ':', spaces or newlines"
+        );
+        static TOKENS: Mutex<()> = Mutex::new(());
+        let _guard = TOKENS.lock().unwrap_or_else(|p| p.into_inner());
+        let address = address.to_ascii_lowercase();
+        self.password(&address);
+        let file = self.instance.layout.oauth_tokens_file();
+        let old = std::fs::read_to_string(&file).expect("read the token file");
+        let mut lines: Vec<String> = old
+            .lines()
+            .filter(|l| l.split(':').next() != Some(address.as_str()))
+            .map(str::to_owned)
+            .collect();
+        lines.push(format!("{address}:{{PLAIN}}{token}::::::"));
+        // Written beside and renamed: Dovecot never reads half a file.
+        let tmp = file.with_extension("new");
+        std::fs::write(&tmp, lines.join("\n") + "\n").expect("write the token file");
+        layout::make_readable_by_dovecot(&tmp).expect("token file permissions");
+        std::fs::rename(&tmp, &file).expect("replace the token file");
+    }
+
     /// The configured users (spare users not included).
     pub fn users(&self) -> &[User] {
         let all = &self.instance.settings.users;
