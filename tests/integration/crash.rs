@@ -9,6 +9,10 @@ use crate::imap::{DEADLINE, Daemon, Tls, count, customer_mail, eventually, postd
 
 const MESSAGES: i64 = 2000;
 const KILLS: usize = 6;
+/// Messages left for the SIGTERM after the kills: it must come while
+/// there is still mail to ingest.
+const TERM_RESERVE: i64 = 600;
+const INBOUND: &str = "SELECT count(*) FROM messages WHERE direction = 'inbound'";
 
 /// xorshift64*: a seeded, printable source of "random moments" (the seed
 /// is printed so a failing run can be replayed with POSTDESK_CRASH_SEED).
@@ -77,26 +81,32 @@ fn kill_9_during_a_2000_message_ingest_stores_each_exactly_once() {
     let mut progress = Vec::new();
     for round in 0..KILLS {
         let mut daemon = Daemon::start(&pd, "postdesk=info");
-        let before = count(
-            &pd,
-            "SELECT count(*) FROM messages WHERE direction = 'inbound'",
-        )
-        .unwrap_or(0);
+        let before = count(&pd, INBOUND).unwrap_or(0);
         if round == 0 {
-            // Once very early: during connect, first contact or the first batch.
-            std::thread::sleep(Duration::from_millis(50 + rng.below(400)));
+            // Once very early: during connect, first contact or the first
+            // batch (an optimized build commits its first batches within
+            // 100 ms of the start).
+            std::thread::sleep(Duration::from_millis(20 + rng.below(150)));
         } else {
             // Otherwise at a random point of the ingest, then a random
             // moment later: inside a commit, between a commit and its MOVE.
-            let target = (before + 1 + rng.below(250) as i64).min(MESSAGES - 1);
-            eventually(DEADLINE, "progress before the kill", || {
-                let n = count(
-                    &pd,
-                    "SELECT count(*) FROM messages WHERE direction = 'inbound'",
-                )?;
-                (n >= target).then_some(())
-            });
-            std::thread::sleep(Duration::from_millis(rng.below(150)));
+            // The points are spread over what is left but a reserve for
+            // the SIGTERM below, and the progress is polled closely, so
+            // that every kill lands before the end however fast the build
+            // ingests (an optimized one: thousands of these per second).
+            let left = (KILLS - round) as i64;
+            let span = ((MESSAGES - TERM_RESERVE - before) / left).max(1);
+            let target = (before + 1 + rng.below(span as u64) as i64).min(MESSAGES - 1);
+            let deadline = Instant::now() + DEADLINE;
+            while count(&pd, INBOUND).unwrap_or(0) < target {
+                assert!(
+                    Instant::now() < deadline,
+                    "no progress to {target} messages before the kill:\n{}",
+                    daemon.log_text()
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(Duration::from_millis(rng.below(20)));
         }
         assert!(
             daemon.is_running(),
@@ -105,11 +115,7 @@ fn kill_9_during_a_2000_message_ingest_stores_each_exactly_once() {
         );
         daemon.child.kill().expect("kill -9");
         let _ = daemon.child.wait();
-        let after = count(
-            &pd,
-            "SELECT count(*) FROM messages WHERE direction = 'inbound'",
-        )
-        .unwrap_or(0);
+        let after = count(&pd, INBOUND).unwrap_or(0);
         // Actions owed at the kill: it fell between a commit and its MOVE.
         let owed = count(&pd, "SELECT count(*) FROM mailbox_actions").unwrap_or(0);
         progress.push((before, after, owed));
@@ -126,25 +132,14 @@ fn kill_9_during_a_2000_message_ingest_stores_each_exactly_once() {
     // SIGTERM in the middle of the ingest: the batch in hand is committed
     // and moved, then LOGOUT and exit 0: nothing owed is left behind.
     let daemon = Daemon::start(&pd, "postdesk=info");
-    let before = count(
-        &pd,
-        "SELECT count(*) FROM messages WHERE direction = 'inbound'",
-    )
-    .unwrap_or(0);
+    let before = count(&pd, INBOUND).unwrap_or(0);
     eventually(DEADLINE, "progress before SIGTERM", || {
-        let n = count(
-            &pd,
-            "SELECT count(*) FROM messages WHERE direction = 'inbound'",
-        )?;
+        let n = count(&pd, INBOUND)?;
         (n > before).then_some(())
     });
     let status = daemon.stop(Duration::from_secs(30));
     assert!(status.success(), "SIGTERM during the ingest: exit {status}");
-    let after_term = count(
-        &pd,
-        "SELECT count(*) FROM messages WHERE direction = 'inbound'",
-    )
-    .unwrap_or(0);
+    let after_term = count(&pd, INBOUND).unwrap_or(0);
     assert!(
         after_term < MESSAGES,
         "SIGTERM came too late to test anything"
@@ -163,10 +158,7 @@ fn kill_9_during_a_2000_message_ingest_stores_each_exactly_once() {
     // A last run finishes the job.
     let daemon = Daemon::start(&pd, "postdesk=info");
     eventually(DEADLINE * 2, "all messages stored and moved", || {
-        let stored = count(
-            &pd,
-            "SELECT count(*) FROM messages WHERE direction = 'inbound'",
-        )?;
+        let stored = count(&pd, INBOUND)?;
         let owed = count(&pd, "SELECT count(*) FROM mailbox_actions")?;
         let inbox = stack.mailbox_status(&user.address, "INBOX").messages;
         (stored == MESSAGES && owed == 0 && inbox == 0).then_some(())
@@ -174,13 +166,7 @@ fn kill_9_during_a_2000_message_ingest_stores_each_exactly_once() {
     let status = daemon.stop(Duration::from_secs(30));
     assert!(status.success(), "exit {status}");
 
-    assert_eq!(
-        count(
-            &pd,
-            "SELECT count(*) FROM messages WHERE direction = 'inbound'"
-        ),
-        Some(MESSAGES)
-    );
+    assert_eq!(count(&pd, INBOUND), Some(MESSAGES));
     assert_eq!(
         count(
             &pd,
