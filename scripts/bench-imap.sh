@@ -9,7 +9,11 @@
 # desks were measured on) and measures, with a release build:
 #
 #   1. the ceiling: raw `UID FETCH 1:* BODY.PEEK[]` over one connection
-#      (../shared/bench/raw_fetch.py), plain and implicit TLS;
+#      (../shared/bench/raw_fetch.py), plain and implicit TLS, and the CPU
+#      Dovecot itself spends per message serving it; then the floor
+#      (examples/bench_floor.rs): the CPU per message of what any ingest
+#      must do (mail-parser alone, SHA-256, a bare durable SQLite insert of
+#      the raw bytes, the IMAP+TLS client side);
 #   2. end-to-end ingest with `postdesk run --once` (implicit TLS, backlog
 #      "all", after_ingest "seen"): messages/s and peak RSS, median of RUNS
 #      fresh databases; and the same pass with synchronous=FULL (what
@@ -42,9 +46,10 @@ for f in "$SHARED/mailstack/mailstack.sh" "$SHARED/bench/load_mailbox.py" "$SHAR
     [[ -e $f ]] || die "$f is missing (set SHARED=…)"
 done
 
-cargo build --release --quiet --bin postdesk --example bench_imap
+cargo build --release --quiet --bin postdesk --example bench_imap --example bench_floor
 BIN=$CARGO_TARGET_DIR/release/postdesk
 BENCH=$CARGO_TARGET_DIR/release/examples/bench_imap
+FLOOR=$CARGO_TARGET_DIR/release/examples/bench_floor
 
 # The mail server in memory (as in the tests); the databases on disk
 # (DBDIR), since what synchronous=FULL costs is an fsync on a real disk.
@@ -76,14 +81,6 @@ load support@example.test support-secret 42
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({"mailbox": {k: d.get(k) for k in ("n", "seed", "total_bytes", "median_bytes", "max_bytes", "sha256")}}))' \
     "$WORK/load-support@example.test.json"
 
-echo "== 1. ceiling: raw UID FETCH 1:* BODY.PEEK[]" >&2
-python3 "$SHARED/bench/raw_fetch.py" --port "$IMAP_PORT" --user support@example.test \
-    --password support-secret --runs "$RUNS" --json "$WORK/ceiling-plain.json" >/dev/null
-python3 "$SHARED/bench/raw_fetch.py" --port "$IMAPS_PORT" --ssl --cafile "$TLS_CA_FILE" \
-    --user support@example.test --password support-secret --runs "$RUNS" --json "$WORK/ceiling-tls.json" >/dev/null
-echo "{\"ceiling_plain\": $(cat "$WORK/ceiling-plain.json")}"
-echo "{\"ceiling_tls\": $(cat "$WORK/ceiling-tls.json")}"
-
 # config DIR USER PASSWORD [BACKLOG]: a config in DIR, its database in DBDIR
 config() {
     local dir=$1 user=$2 pass=$3 backlog=${4:-all}
@@ -110,6 +107,37 @@ EOF
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rss_of() { awk '/Maximum resident set size/ {print $6}' "$1"; }
+
+echo "== 1. ceiling: raw UID FETCH 1:* BODY.PEEK[]" >&2
+# Dovecot's own CPU for serving the mailbox: its login and imap processes
+# exit at LOGOUT and are reaped by the master, so their CPU time shows in
+# the master's cutime + cstime (fields 16, 17 of /proc/PID/stat).
+reaped() { awk '{print $16 + $17}' "/proc/$DOVECOT_PID/stat"; }
+dovecot_us() { # ticks-before ticks-after -> microseconds of CPU per message
+    echo "($2 - $1) * 1000000 / $(getconf CLK_TCK) / ($RUNS * $N)" | bc -l | xargs printf '%.0f'
+}
+t0=$(reaped)
+python3 "$SHARED/bench/raw_fetch.py" --port "$IMAP_PORT" --user support@example.test \
+    --password support-secret --runs "$RUNS" --json "$WORK/ceiling-plain.json" >/dev/null
+sleep 0.5; t1=$(reaped)
+python3 "$SHARED/bench/raw_fetch.py" --port "$IMAPS_PORT" --ssl --cafile "$TLS_CA_FILE" \
+    --user support@example.test --password support-secret --runs "$RUNS" --json "$WORK/ceiling-tls.json" >/dev/null
+sleep 0.5; t2=$(reaped)
+DOVECOT_PLAIN_US=$(dovecot_us "$t0" "$t1")
+DOVECOT_TLS_US=$(dovecot_us "$t1" "$t2")
+echo "{\"ceiling_plain\": $(cat "$WORK/ceiling-plain.json")}"
+echo "{\"ceiling_tls\": $(cat "$WORK/ceiling-tls.json")}"
+echo "{\"dovecot_cpu_us_per_message\": {\"plain\": $DOVECOT_PLAIN_US, \"tls\": $DOVECOT_TLS_US}}"
+
+echo "== 1b. the floor: CPU per message of the work no ingest can skip" >&2
+python3 "$SHARED/bench/load_mailbox.py" -n "$N" --seed 42 --no-imap --eml-dir "$WORK/eml" >/dev/null
+config "$WORK/floor" support@example.test support-secret
+BENCH_DB_DIR=$DBDIR "$FLOOR" "$WORK/eml" "$WORK/floor/postdesk.toml" | tee "$WORK/floor.json"
+# the same over plain IMAP on loopback, which postdesk allows there
+sed -e "s/^port = .*/port = $IMAP_PORT/" -e 's/^tls = .*/tls = "none"/' \
+    "$WORK/floor/postdesk.toml" >"$WORK/floor/plain.toml"
+BENCH_DB_DIR=$DBDIR "$FLOOR" "$WORK/eml" "$WORK/floor/plain.toml" | sed 's/^{"floor_us/{"floor_plain_us/' \
+    | tee "$WORK/floor-plain.json"
 
 echo "== 2. end-to-end: postdesk run --once ($RUNS runs)" >&2
 : >"$WORK/once.txt"
@@ -246,11 +274,23 @@ kill -TERM "${pid:-$DAEMON_PID}"; wait "$DAEMON_PID" || true; DAEMON_PID=
 echo "{\"mailboxes\": $MAILBOXES, \"messages\": $want, \"drain_seconds\": $drain, \"peak_rss_kb\": $(rss_of "$d/time.txt"), \"peak_anon_kb\": $anon_peak, \"idle_rss_kb\": $idle_rss, \"malloc_arena_max\": \"${MALLOC_ARENA_MAX}\"}"
 
 echo "== summary" >&2
-python3 - "$WORK" "$N" "$ONCE_S" "$ONCE_RSS" <<'EOF'
-import json, sys, statistics
+python3 - "$WORK" "$N" "$ONCE_S" "$ONCE_RSS" "$DOVECOT_TLS_US" "$DOVECOT_PLAIN_US" <<'EOF'
+import json, os, sys, statistics
 work, n, once_s, once_rss = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 runs = [json.loads(l) for l in open(f"{work}/sync.jsonl")]
 med = lambda m: statistics.median(r["messages_per_s"] for r in runs if r["synchronous"] == m)
 print(f"run --once: {n} messages in {once_s:.3f} s = {n / once_s:.0f} msg/s (median), peak RSS {once_rss / 1024:.1f} MB")
 print(f"synchronous=FULL {med('full'):.0f} msg/s, NORMAL {med('normal'):.0f} msg/s (medians, bench_imap)")
+floor = json.load(open(f"{work}/floor.json"))["floor_us_per_message"]
+dovecot = float(sys.argv[5])
+total = floor["sum"] + dovecot
+print(f"floor over TLS: Dovecot {dovecot:.0f} + client {floor['fetch_imap_client']:.0f} + mail-parser {floor['parse_mail_parser']:.0f}"
+      f" + SHA-256 {floor['hash_sha256']:.0f} + raw store {floor['store_raw_full']:.0f} = {total:.0f} µs of CPU per message"
+      f" -> at most {os.cpu_count() * 1e6 / total:.0f} msg/s on {os.cpu_count()} cores with nothing else done")
+plain = json.load(open(f"{work}/floor-plain.json"))["floor_plain_us_per_message"]
+dovecot_plain = float(sys.argv[6])
+total = plain["sum"] + dovecot_plain
+print(f"floor over plain IMAP: Dovecot {dovecot_plain:.0f} + client {plain['fetch_imap_client']:.0f} + mail-parser {plain['parse_mail_parser']:.0f}"
+      f" + SHA-256 {plain['hash_sha256']:.0f} + raw store {plain['store_raw_full']:.0f} = {total:.0f} µs"
+      f" -> at most {os.cpu_count() * 1e6 / total:.0f} msg/s")
 EOF
