@@ -102,6 +102,10 @@ pub enum Command {
         /// exactly as it was received, e.g. to save it as an .eml file.
         #[arg(long, value_name = "N", conflicts_with_all = ["events", "json"])]
         raw: Option<usize>,
+        /// Print attachment N of the ticket (numbered as listed, from 1),
+        /// decoded, e.g. `> invoice.pdf`.
+        #[arg(long, value_name = "N", conflicts_with_all = ["events", "json", "raw"])]
+        attachment: Option<usize>,
     },
     /// Health and counts; exit code 0 healthy, 1 degraded.
     Status {

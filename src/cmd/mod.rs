@@ -103,11 +103,13 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
             events,
             json,
             raw,
+            attachment,
         } => {
             let cfg = load(&config_path, Exit::Failure)?;
-            match raw {
-                Some(n) => tickets::show_raw(&cfg, &ticket, n),
-                None => tickets::show(&cfg, &ticket, events, json),
+            match (raw, attachment) {
+                (Some(n), _) => tickets::show_raw(&cfg, &ticket, n),
+                (None, Some(n)) => tickets::show_attachment(&cfg, &ticket, n),
+                (None, None) => tickets::show(&cfg, &ticket, events, json),
             }
         }
         Command::Status { json } => {

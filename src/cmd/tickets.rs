@@ -215,6 +215,7 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
         short_time(t.created_at),
         short_time(t.updated_at)
     );
+    let mut attachment_number = 0;
     for (i, m) in d.messages.iter().enumerate() {
         let from = match (&m.from_name, &m.from) {
             (Some(n), Some(a)) => format!("{n} <{a}>"),
@@ -235,8 +236,9 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
             println!("   {line}");
         }
         for a in &m.attachments {
+            attachment_number += 1;
             println!(
-                "   [attachment: {} · {} · {} bytes]",
+                "   [attachment {attachment_number}: {} · {} · {} bytes]",
                 a.name.as_deref().unwrap_or("(unnamed)"),
                 a.content_type,
                 a.size_bytes
@@ -280,6 +282,61 @@ pub fn show_raw(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// `postdesk show PD-N --attachment K`: writes the ticket's attachment K
+/// (numbered across the ticket as `show` lists them) to stdout, decoded.
+/// Binary content is not written to a terminal, where it would only garble
+/// the screen.
+pub fn show_attachment(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
+    use std::io::{IsTerminal as _, Write as _};
+    let store = open(cfg)?;
+    let (id, d) = load_ticket(cfg, &store, ticket)?;
+    let all: Vec<&query::AttachmentView> = d.messages.iter().flat_map(|m| &m.attachments).collect();
+    let Some(a) = n.checked_sub(1).and_then(|i| all.get(i)) else {
+        anyhow::bail!(
+            "{} has {} attachment(s){}",
+            cfg.ticket_ref(id),
+            all.len(),
+            if all.is_empty() {
+                String::new()
+            } else {
+                format!("; --attachment takes a number from 1 to {}", all.len())
+            }
+        );
+    };
+    let Some(bytes) = query::attachment_content(&store.conn, &a.sha256)? else {
+        anyhow::bail!(
+            "the content of attachment {n} of {} (SHA-256 {}) is missing from the database",
+            cfg.ticket_ref(id),
+            a.sha256
+        );
+    };
+    let mut out = std::io::stdout().lock();
+    if out.is_terminal() && (bytes.contains(&0) || std::str::from_utf8(&bytes).is_err()) {
+        anyhow::bail!(
+            "attachment {n} ({}, {}) is binary; redirect it to a file: postdesk show {} --attachment {n} > {}",
+            a.name.as_deref().unwrap_or("unnamed"),
+            a.content_type,
+            cfg.ticket_ref(id),
+            a.name.as_deref().map_or("attachment.bin", safe_file_name)
+        );
+    }
+    out.write_all(&bytes)?;
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// A name from a message, fit to suggest in a shell command: the last
+/// path segment, with only characters that need no quoting.
+fn safe_file_name(name: &str) -> &str {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let plain = !base.is_empty()
+        && !base.starts_with(['.', '-'])
+        && base
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'));
+    if plain { base } else { "attachment.bin" }
+}
+
 /// The ticket named by `ticket` (e.g. PD-42) with everything `show` prints.
 fn load_ticket(
     cfg: &Config,
@@ -306,4 +363,28 @@ fn truncate(s: &str, n: usize) -> String {
     let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_file_name;
+
+    #[test]
+    fn only_plain_names_are_suggested_for_a_shell_command() {
+        assert_eq!(safe_file_name("invoice-2026.pdf"), "invoice-2026.pdf");
+        assert_eq!(safe_file_name("Rechnung_März.pdf"), "Rechnung_März.pdf");
+        assert_eq!(safe_file_name("C:\\Users\\x\\log.txt"), "log.txt");
+        assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
+        for risky in [
+            "screen shot.png",
+            "a;rm -rf ~",
+            "$(id).txt",
+            ".bashrc",
+            "-rf",
+            "",
+            "dir/",
+        ] {
+            assert_eq!(safe_file_name(risky), "attachment.bin", "{risky:?}");
+        }
+    }
 }

@@ -104,6 +104,14 @@ pub struct AttachmentView {
     pub sha256: String,
 }
 
+/// The decoded content of an attachment, stored once per SHA-256.
+pub fn attachment_content(conn: &Connection, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT content FROM blobs WHERE sha256 = ?1")?
+        .query_row([sha256], |r| r.get(0))
+        .optional()?)
+}
+
 /// An audit event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventView {

@@ -392,3 +392,73 @@ fn tickets_show_status_and_check_config() {
     let out = pd.run(&["show", "PD-99"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn show_writes_an_attachment_back_decoded() {
+    let pd = Postdesk::new("");
+    // A binary attachment (NUL bytes, every byte value) and a text one.
+    let png: Vec<u8> = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
+        .iter()
+        .copied()
+        .chain((0..=255u8).cycle().take(3000))
+        .collect();
+    let log = "2026-03-02 10:00:01 ERROR export failed: timeout\n2026-03-02 10:00:02 retrying\n";
+    let mail = format!(
+        "From: Dana <dana@customer.test>\r\nTo: support@example.com\r\nSubject: Export broken\r\n\
+         Message-ID: <att-1@customer.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         The export button fails, screenshot and log attached.\r\n\
+         --b1\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=\"screen shot.png\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{png64}\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Disposition: attachment; filename=\"app.log\"\r\n\
+         Content-Transfer-Encoding: quoted-printable\r\n\r\n{log_qp}\r\n\
+         --b1--\r\n",
+        png64 = data_encoding::BASE64
+            .encode(&png)
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n"),
+        log_qp = log.replace('=', "=3D").replace('\n', "\r\n"),
+    );
+    let file = pd.path("attachments.eml");
+    std::fs::write(&file, mail).unwrap();
+    let lines = pd.ingest_json(&[&file]);
+    assert_eq!(field(&lines[0], "ticket"), "PD-1", "{}", lines[0]);
+
+    let show = stdout_ok(&pd.run(&["show", "PD-1"]));
+    assert!(
+        show.contains(&format!(
+            "[attachment 1: screen shot.png · image/png · {} bytes]",
+            png.len()
+        )),
+        "{show}"
+    );
+    assert!(
+        show.contains("[attachment 2: app.log · text/plain"),
+        "{show}"
+    );
+
+    let out = pd.run(&["show", "PD-1", "--attachment", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout == png, "the image comes back byte for byte");
+    let out = pd.run(&["show", "PD-1", "--attachment", "2"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        log
+    );
+    let wrong = pd.run(&["show", "PD-1", "--attachment", "3"]);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .contains("has 2 attachment(s); --attachment takes a number from 1 to 2"),
+        "{wrong:?}"
+    );
+    let both = pd.run(&["show", "PD-1", "--attachment", "1", "--raw", "1"]);
+    assert!(
+        !both.status.success(),
+        "--raw and --attachment exclude each other"
+    );
+}
