@@ -35,6 +35,7 @@ pub(crate) fn strip_quotes(html: &str) -> Option<String> {
         return None;
     }
     let config = html2text::config::plain_no_decorate();
+    let html = crate::parse::line_break_before_rules(html);
     let dom = config.parse_html(html.as_bytes()).ok()?;
     if !prune(&dom.document) {
         return None;
@@ -107,7 +108,10 @@ pub(crate) fn to_text(html: &str) -> String {
     }
     let config = html2text::config::plain_no_decorate();
     config
-        .string_from_read(html.as_bytes(), RENDER_WIDTH)
+        .string_from_read(
+            crate::parse::line_break_before_rules(html).as_bytes(),
+            RENDER_WIDTH,
+        )
         .unwrap_or_default()
 }
 

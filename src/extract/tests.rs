@@ -319,6 +319,25 @@ fn html_apple_mail_blockquote_is_removed() {
 }
 
 #[test]
+fn html_reply_header_after_a_horizontal_rule_is_cut() {
+    // Outlook on the web and others: the answer, an <hr>, then the old
+    // message's header in bold. html2text drops the <hr> and with it the
+    // line break, so "Jana" and "Von:" used to share a line.
+    let html = "<div>Danke, das hat geholfen.<br>Grüße<br>Jana<hr>\
+                <b>Von:</b> Support &lt;support@example.com&gt;<br><b>Gesendet:</b> Montag, 3. Juni 2024 10:15<br>\
+                <b>An:</b> Jana<br><b>Betreff:</b> Ihr Konto<br><br>Bitte versuchen Sie es erneut.</div>";
+    let out = extract(&mail("", Some(html)));
+    assert!(
+        out.text.starts_with("Danke, das hat geholfen."),
+        "{:?}",
+        out.text
+    );
+    assert!(!out.text.contains("Bitte versuchen"), "{:?}", out.text);
+    assert!(!out.text.contains("Von:"), "{:?}", out.text);
+    assert!(out.quote_removed);
+}
+
+#[test]
 fn html_without_markers_uses_the_text_rules() {
     let html = "<p>Hello</p><p>On Mon, Jun 3, 2024 Support &lt;s@example.com&gt; wrote:</p>";
     let text = "Hello\n\nOn Mon, Jun 3, 2024 Support <s@example.com> wrote:\n> old";

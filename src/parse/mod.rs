@@ -311,7 +311,7 @@ fn html_to_text(html: &str) -> String {
         mail_parser::decoders::html::html_to_text(html)
     } else {
         html2text::config::plain_no_decorate()
-            .string_from_read(html.as_bytes(), HTML_TEXT_WIDTH)
+            .string_from_read(line_break_before_rules(html).as_bytes(), HTML_TEXT_WIDTH)
             .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
     };
     // html2text pads lines of table cells and block ends with spaces.
@@ -323,6 +323,40 @@ fn html_to_text(html: &str) -> String {
     let trimmed_len = out.trim_end().len();
     out.truncate(trimmed_len);
     out
+}
+
+/// The HTML with a `<br>` before every `<hr>`. html2text drops `<hr>`
+/// without even a line break, so the text before a horizontal rule runs
+/// into the line after it: "Thanks, Bob" + `<hr>` + "From: … Sent: …"
+/// (an Outlook Web reply) became one line, and the reply header that the
+/// quote rules look for at a line's start was lost in it. Scanned by hand
+/// because it is one tag name; a tag inside a comment or an attribute
+/// value gains a harmless line break at most.
+pub(crate) fn line_break_before_rules(html: &str) -> Cow<'_, str> {
+    let bytes = html.as_bytes();
+    let is_rule = |at: usize| {
+        bytes
+            .get(at + 1..at + 3)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"hr"))
+            && bytes
+                .get(at + 3)
+                .is_none_or(|c| matches!(c, b'>' | b'/') || c.is_ascii_whitespace())
+    };
+    let mut rules = memchr::memchr_iter(b'<', bytes)
+        .filter(|&at| is_rule(at))
+        .peekable();
+    if rules.peek().is_none() {
+        return Cow::Borrowed(html);
+    }
+    let mut out = String::with_capacity(html.len() + 64);
+    let mut done = 0;
+    for at in rules {
+        out.push_str(html.get(done..at).unwrap_or_default());
+        out.push_str("<br>");
+        done = at;
+    }
+    out.push_str(html.get(done..).unwrap_or_default());
+    Cow::Owned(out)
 }
 
 /// The deepest element nesting of an HTML document, estimated in one

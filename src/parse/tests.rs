@@ -92,6 +92,38 @@ fn legacy_label_over_utf8_bytes_prefers_utf8() {
 }
 
 #[test]
+fn a_horizontal_rule_ends_the_line_before_it() {
+    let html = "Thanks<br>Bob<hr><b>From: </b>bob@example.com<br><b>Sent: </b>Friday<br>";
+    let raw = format!(
+        "From: a@example.com\r\nSubject: x\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+    );
+    let mail = parsed(raw.as_bytes());
+    assert!(mail.text_from_html);
+    assert!(
+        mail.text.lines().any(|l| l == "Bob") && mail.text.lines().any(|l| l.starts_with("From: ")),
+        "{:?}",
+        mail.text
+    );
+}
+
+#[test]
+fn line_breaks_go_before_rule_tags_only() {
+    for (html, want) in [
+        ("a<hr>b", "a<br><hr>b"),
+        ("a<HR/>b<Hr class=x>c", "a<br><HR/>b<br><Hr class=x>c"),
+        ("a<hr\n>b<hr", "a<br><hr\n>b<br><hr"),
+    ] {
+        assert_eq!(line_break_before_rules(html), want, "{html:?}");
+    }
+    for html in ["<html><h1>x</h1><hro>", "</hr> <br> <h r>", "no tags", ""] {
+        assert!(
+            matches!(line_break_before_rules(html), Cow::Borrowed(b) if b == html),
+            "{html:?}"
+        );
+    }
+}
+
+#[test]
 fn html_only_message_is_converted_to_text() {
     let mail = parsed(fixture!("html-only.eml"));
     assert!(mail.text_from_html);
