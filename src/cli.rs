@@ -119,7 +119,13 @@ pub enum Command {
         once: bool,
     },
     /// Validate the config file and say what to fix.
-    CheckConfig,
+    CheckConfig {
+        /// Also log in to every IMAP mailbox and the SMTP relay, changing
+        /// nothing there: report the server's capabilities, each folder's
+        /// counts and what the next run would fetch.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Mail that could not be processed: list, show, replay or drop it.
     Quarantine {
         #[command(subcommand)]

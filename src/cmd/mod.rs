@@ -40,7 +40,7 @@ impl Exit {
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     let config_path = Config::locate(cli.config.as_deref());
     match cli.command {
-        Command::CheckConfig => check::check_config(&config_path),
+        Command::CheckConfig { connect } => check::check_config(&config_path, connect),
         Command::Ingest {
             json,
             dry_run,

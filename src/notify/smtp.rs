@@ -238,6 +238,15 @@ impl SmtpTransport {
         }
     }
 
+    /// Opens a session as a send would (TCP, TLS or STARTTLS, EHLO, AUTH)
+    /// and closes it with QUIT, sending nothing: for `postdesk
+    /// check-config --connect`.
+    pub async fn check(&self) -> Result<(), SendError> {
+        let mut conn = self.relay.connect().await?;
+        let _ = conn.quit().await;
+        Ok(())
+    }
+
     /// A parked session that still answers NOOP, else a new one.
     async fn checkout(&self) -> Result<AsyncSmtpConnection, SendError> {
         while let Some(parked) = self.unpark() {

@@ -809,3 +809,104 @@ fn a_config_reload_while_idling_reconnects_and_keeps_ingesting() {
     let status = daemon.stop(Duration::from_secs(30));
     assert!(status.success(), "exit {status}");
 }
+
+#[test]
+fn check_config_connect_reports_what_the_daemon_will_find_and_changes_nothing() {
+    let stack = shared();
+    let user = stack.lease_user();
+    let pd = postdesk(
+        stack,
+        &user,
+        Tls::Implicit,
+        "sent_folder = \"Sent\"\nafter_ingest = \"move\"\nmove_to = \"Archive\"\n",
+    );
+    // The SMTP relay too: implicit TLS and AUTH as the mailbox's user.
+    let cfg = std::fs::read_to_string(&pd.config).expect("config");
+    let smtp = format!(
+        "[outbox]\ntransport = \"smtp\"\n[outbox.smtp]\nhost = \"{host}\"\nport = {port}\ntls = \"implicit\"\n\
+         ca_file = \"{ca}\"\nusername = \"{user}\"\npassword = {{ file = \"{pw}\" }}\n",
+        host = stack.host(),
+        port = stack.smtps_port(),
+        ca = stack.ca_file().display(),
+        user = user.address,
+        pw = pd.path(&format!("{}.pass", user.address)).display(),
+    );
+    std::fs::write(
+        &pd.config,
+        cfg.replacen("[outbox]\ndir = \"state/outbox\"\n", &smtp, 1),
+    )
+    .expect("config");
+    for i in 0..3 {
+        stack.append(&user.address, "INBOX", &customer_mail(i, &user.address));
+    }
+    let out = pd.run(&["check-config", "--connect"]);
+    let text = stdout_ok(&out);
+    for want in [
+        "note: store.path: the folder",
+        &format!(
+            "logged in as {}; IDLE yes, MOVE yes, UIDPLUS yes",
+            user.address
+        ),
+        "INBOX (folder): 3 messages, 3 unseen; never read: the first run takes the 3 unseen (backlog = \"unseen\")",
+        "Sent (sent_folder): 0 messages",
+        "Archive (move_to): 0 messages",
+        "outbox: the SMTP relay",
+        &format!("and the login as {}; nothing was sent", user.address),
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    // Read-only: no flag set, nothing moved, no database created.
+    let flags = stack.flags(&user.address, "INBOX");
+    assert_eq!(flags.len(), 3);
+    assert!(
+        flags.iter().all(|(_, f)| !f.iter().any(|f| f == "\\Seen")),
+        "{flags:?}"
+    );
+    assert!(!pd.path("state/postdesk.db").exists());
+
+    // After a run, it says where the checkpoint is.
+    let out = pd.run(&["run", "--once"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout_ok(&pd.run(&["check-config", "--connect"]));
+    assert!(text.contains("INBOX (folder): 0 messages"), "{text}");
+    assert!(text.contains("Archive (move_to): 3 messages"), "{text}");
+    assert!(
+        text.contains("read up to UID 3, the server's next UID is 4"),
+        "{text}"
+    );
+
+    // A folder the server does not have, and a refused SMTP login: exit 1,
+    // each problem named, nothing printed as OK.
+    let cfg = std::fs::read_to_string(&pd.config).expect("config");
+    std::fs::write(
+        &pd.config,
+        // The [outbox.smtp] table comes first in the file.
+        cfg.replace("move_to = \"Archive\"", "move_to = \"Archiv\"")
+            .replacen(
+                "password = { file",
+                "password = { env = \"NO_SUCH\" }\n#",
+                1,
+            ),
+    )
+    .expect("config");
+    let out = pd
+        .command()
+        .args(["check-config", "--connect"])
+        .env("NO_SUCH", "wrong-password")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("mailboxes[0].imap") && err.contains("folder \"Archiv\" cannot be opened"),
+        "{err}"
+    );
+    assert!(
+        err.contains("outbox.smtp") && err.contains("refused the login"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong-password"),
+        "a password in the output: {err}"
+    );
+}

@@ -31,6 +31,7 @@
 pub mod actions;
 pub mod connect;
 pub mod idle;
+pub mod probe;
 pub mod sync;
 mod utf7;
 
