@@ -15,7 +15,8 @@ fn main() -> ExitCode {
         Err(e) => {
             let exit = cmd::exit_of(&e);
             if !e.chain().any(|c| c.is::<cmd::ExitWith>()) {
-                eprintln!("postdesk: {e:#}");
+                // An error may quote a subject or a server's reply.
+                eprintln!("postdesk: {}", cmd::terminal_safe(&format!("{e:#}")));
             }
             exit.code()
         }

@@ -72,7 +72,7 @@ impl Printer<'_> {
                 "reason": r.reason,
                 "origin": r.origin,
             });
-            self.progress.suspend(|| println!("{line}"));
+            self.progress.suspend(|| say!("{line}"));
         } else {
             let line = format!(
                 "{:<11} {:<8} {:<14} {:<3} {:<3} {}\n{:>12}{}",
@@ -85,7 +85,7 @@ impl Printer<'_> {
                 "",
                 r.reason
             );
-            self.progress.suspend(|| println!("{line}"));
+            self.progress.suspend(|| say!("{line}"));
         }
         self.progress.inc(1);
     }
@@ -93,8 +93,12 @@ impl Printer<'_> {
     fn failure(&mut self, origin: &str, e: &dyn std::fmt::Display) {
         self.tally.failed += 1;
         self.tally.total += 1;
-        self.progress
-            .suspend(|| eprintln!("postdesk: {origin}: not stored: {e}"));
+        self.progress.suspend(|| {
+            eprintln!(
+                "postdesk: {}",
+                super::terminal_safe(&format!("{origin}: not stored: {e}"))
+            )
+        });
         self.progress.inc(1);
     }
 }

@@ -1,6 +1,16 @@
 //! Command glue: each subcommand turns its arguments into library calls
 //! and prints the result. Errors here are `anyhow` chains for people.
 
+/// `println!` for text that may come from mail: see [`terminal_safe`].
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", $crate::cmd::terminal_safe(&format!($($arg)*)))
+    };
+}
+
 mod agent;
 mod check;
 mod ingest;
@@ -15,6 +25,35 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command, QuarantineAction};
 use crate::config::Config;
+
+/// Text from mail made safe to print on a terminal: control characters
+/// other than newline and tab become U+FFFD. ESC above all: a subject
+/// carrying `ESC ] 0 ;` retitles the operator's window, others move the
+/// cursor, clear or hide text, or (OSC 52) write the clipboard. The JSON
+/// output needs none of this, serde_json escapes them.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| if unsafe_char(c) { '\u{fffd}' } else { c })
+            .collect(),
+    )
+}
+
+/// Whether bytes are text a terminal only displays: UTF-8 without control
+/// characters but line ends and tabs. Anything else (a NUL of a binary
+/// file, the ESC of an escape sequence that a message can carry to
+/// retitle the window or write the clipboard) goes to a file, not to the
+/// operator's screen.
+pub(crate) fn terminal_can_show(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| {
+        !s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    })
+}
 
 /// How the process ends; the codes are part of the CLI contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,4 +218,34 @@ pub fn exit_of(e: &anyhow::Error) -> Exit {
 /// `2026-11-22 10:04` in UTC, for tables.
 pub(crate) fn short_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{terminal_can_show, terminal_safe};
+
+    #[test]
+    fn control_characters_from_mail_do_not_reach_the_terminal() {
+        assert_eq!(terminal_safe("Grüße,\tJana\nPD-4"), "Grüße,\tJana\nPD-4");
+        assert_eq!(
+            terminal_safe("Hi\u{1b}]0;pwned\u{7}\r\u{9b}2J"),
+            "Hi\u{fffd}]0;pwned\u{fffd}\u{fffd}\u{fffd}2J"
+        );
+    }
+
+    #[test]
+    fn a_terminal_gets_only_text_without_escape_sequences() {
+        assert!(terminal_can_show(
+            b"Subject: Hi\r\n\r\nGr\xc3\xbc\xc3\x9fe,\tJana\r\n"
+        ));
+        for bytes in [
+            &b"Subject: \x1b]0;pwned\x07\r\n"[..],
+            b"\x1b[2J",
+            b"PNG\0\0",
+            b"\xff\xfe latin-1 \xe9",
+            "C1 \u{9b}31m".as_bytes(),
+        ] {
+            assert!(!terminal_can_show(bytes), "{bytes:?}");
+        }
+    }
 }

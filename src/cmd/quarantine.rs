@@ -21,14 +21,14 @@ pub fn list(cfg: &Config, all: bool, json: bool) -> anyhow::Result<Exit> {
     let store = Store::open_readonly(&cfg.store.path)?;
     let rows = quarantine::list(&store.conn, all)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(Exit::Success);
     }
     if rows.is_empty() {
-        println!("the quarantine is empty");
+        say!("the quarantine is empty");
     }
     for q in &rows {
-        println!(
+        say!(
             "{:>5}  {}  {:>9} bytes{}  {}\n       {}{}",
             q.id,
             short_time(q.received_at),
@@ -59,14 +59,20 @@ pub fn show(cfg: &Config, id: i64, raw: bool) -> anyhow::Result<Exit> {
         let data = bytes
             .or_else(|| headers.map(String::into_bytes))
             .unwrap_or_default();
-        std::io::stdout().lock().write_all(&data)?;
+        let mut out = std::io::stdout().lock();
+        if std::io::IsTerminal::is_terminal(&out) && !super::terminal_can_show(&data) {
+            anyhow::bail!(
+                "message {id} holds bytes a terminal would act on (escape sequences or binary); redirect it to a file: postdesk quarantine show {id} --raw > message.eml"
+            );
+        }
+        out.write_all(&data)?;
         return Ok(Exit::Success);
     }
-    println!("quarantined message {}", q.id);
-    println!("  origin    {}", q.origin);
-    println!("  mailbox   {}", q.mailbox.as_deref().unwrap_or("-"));
-    println!("  received  {} UTC", short_time(q.received_at));
-    println!(
+    say!("quarantined message {}", q.id);
+    say!("  origin    {}", q.origin);
+    say!("  mailbox   {}", q.mailbox.as_deref().unwrap_or("-"));
+    say!("  received  {} UTC", short_time(q.received_at));
+    say!(
         "  size      {} bytes{}",
         q.size_bytes,
         if q.has_raw {
@@ -75,17 +81,17 @@ pub fn show(cfg: &Config, id: i64, raw: bool) -> anyhow::Result<Exit> {
             " (too large: only the headers were kept)"
         }
     );
-    println!("  reason    {}", q.reason);
+    say!("  reason    {}", q.reason);
     if let Some(r) = &q.resolution {
-        println!("  resolved  {r}");
+        say!("  resolved  {r}");
     }
     let head = bytes
         .as_deref()
         .map(crate::pipeline::header_section)
         .or(headers)
         .unwrap_or_default();
-    println!("\n{head}");
-    println!("\n(the whole message: postdesk quarantine show {id} --raw)");
+    say!("\n{head}");
+    say!("\n(the whole message: postdesk quarantine show {id} --raw)");
     Ok(Exit::Success)
 }
 
@@ -94,7 +100,7 @@ pub fn drop(cfg: &Config, ids: &[i64]) -> anyhow::Result<Exit> {
     let mut exit = Exit::Success;
     for id in ids {
         if quarantine::resolve(&store.conn, *id, "dropped", jiff::Timestamp::now())? {
-            println!("dropped {id}");
+            say!("dropped {id}");
         } else {
             eprintln!("postdesk: {id} is not an open quarantine entry");
             exit = Exit::Failure;
@@ -131,13 +137,13 @@ pub fn replay(
         ids.to_vec()
     };
     if targets.is_empty() {
-        println!("nothing to replay");
+        say!("nothing to replay");
         return Ok(Exit::Success);
     }
     let mut exit = Exit::Success;
     for id in targets {
         match replay_one(&mut store, &policy, &analyzer, id) {
-            Ok(line) => println!("{id}: {line}"),
+            Ok(line) => say!("{id}: {line}"),
             Err(e) => {
                 eprintln!("postdesk: {id}: {e:#}");
                 exit = Exit::Failure;

@@ -15,9 +15,9 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
     let now = jiff::Timestamp::now();
     let report = status::collect(&store.conn, cfg, now)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        say!(
             "postdesk: {}  ({})",
             if report.healthy {
                 "healthy"
@@ -27,12 +27,12 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
             report.summary_line()
         );
         for p in &report.problems {
-            println!("  ! {p}");
+            say!("  ! {p}");
         }
-        println!("queues:");
+        say!("queues:");
         for q in &report.queues {
             let c = &q.counts;
-            println!(
+            say!(
                 "  {:<14} {} open, {} waiting on customer, {} closed; {} due soon, {} breached{}",
                 c.queue,
                 c.open,
@@ -52,10 +52,10 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
             );
         }
         if !report.mailboxes.is_empty() {
-            println!("mailboxes:");
+            say!("mailboxes:");
         }
         for m in &report.mailboxes {
-            println!(
+            say!(
                 "  {:<14} {:<32} last sync {}{}",
                 m.mailbox,
                 m.address,
@@ -71,12 +71,14 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
                     .unwrap_or_default()
             );
         }
-        println!(
+        say!(
             "outbox: {} pending, {} failed, {} sent",
-            report.outbox.pending, report.outbox.failed, report.outbox.sent
+            report.outbox.pending,
+            report.outbox.failed,
+            report.outbox.sent
         );
         for f in &report.outbox_failed {
-            println!(
+            say!(
                 "  failed: {}{} to {}: {}",
                 f.kind,
                 f.ticket
@@ -87,7 +89,7 @@ pub fn status(cfg: &Config, json: bool) -> anyhow::Result<Exit> {
                 f.error.as_deref().unwrap_or("-")
             );
         }
-        println!(
+        say!(
             "quarantine: {} message{}",
             report.quarantine,
             if report.quarantine == 1 { "" } else { "s" }

@@ -64,19 +64,24 @@ pub fn list(cfg: &Config, args: &ListArgs) -> anyhow::Result<Exit> {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(Exit::Success);
     }
     if tickets.is_empty() {
-        println!("no tickets");
+        say!("no tickets");
         return Ok(Exit::Success);
     }
-    println!(
+    say!(
         "{:<8} {:<8} {:<12} {:<4} {:<16} {:<32} SUBJECT",
-        "TICKET", "STATUS", "QUEUE", "LANG", "CREATED (UTC)", "REQUESTER"
+        "TICKET",
+        "STATUS",
+        "QUEUE",
+        "LANG",
+        "CREATED (UTC)",
+        "REQUESTER"
     );
     for t in &tickets {
-        println!(
+        say!(
             "{:<8} {:<8} {:<12} {:<4} {:<16} {:<32} {}",
             cfg.ticket_ref(t.id),
             t.status,
@@ -129,11 +134,11 @@ fn list_sla(cfg: &Config, store: &Store, args: &ListArgs) -> anyhow::Result<Exit
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        say!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(Exit::Success);
     }
     if rows.is_empty() {
-        println!(
+        say!(
             "no tickets {}",
             match (args.due, args.breached) {
                 (true, true) => "due soon or breached",
@@ -143,9 +148,14 @@ fn list_sla(cfg: &Config, store: &Store, args: &ListArgs) -> anyhow::Result<Exit
         );
         return Ok(Exit::Success);
     }
-    println!(
+    say!(
         "{:<8} {:<12} {:<5} {:<26} {:<20} {:<32} SUBJECT",
-        "TICKET", "QUEUE", "CLOCK", "DUE (QUEUE TIME)", "LEFT", "REQUESTER"
+        "TICKET",
+        "QUEUE",
+        "CLOCK",
+        "DUE (QUEUE TIME)",
+        "LEFT",
+        "REQUESTER"
     );
     for c in &rows {
         let left = c.due_at.duration_since(now);
@@ -154,7 +164,7 @@ fn list_sla(cfg: &Config, store: &Store, args: &ListArgs) -> anyhow::Result<Exit
         } else {
             format!("{} left", format_duration(left))
         };
-        println!(
+        say!(
             "{:<8} {:<12} {:<5} {:<26} {:<20} {:<32} {}",
             cfg.ticket_ref(c.ticket),
             c.queue,
@@ -176,18 +186,20 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
         if let Some(o) = v.as_object_mut() {
             o.insert("ticket".into(), cfg.ticket_ref(id).into());
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        say!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(Exit::Success);
     }
     let t = &d.ticket;
-    println!("{}  {}", cfg.ticket_ref(id), t.subject);
-    println!("  status    {}", t.status);
-    println!("  queue     {} (mailbox {})", t.queue, t.mailbox);
-    println!(
+    say!("{}  {}", cfg.ticket_ref(id), t.subject);
+    say!("  status    {}", t.status);
+    say!("  queue     {} (mailbox {})", t.queue, t.mailbox);
+    say!(
         "  language  {} ({}, confidence {:.2})",
-        t.language, t.language_source, t.language_confidence
+        t.language,
+        t.language_source,
+        t.language_confidence
     );
-    println!(
+    say!(
         "  requester {}{}",
         t.requester_name
             .as_deref()
@@ -205,12 +217,12 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
         .map(|p| format!("{} ({})", p.address, p.role))
         .collect();
     if !others.is_empty() {
-        println!("  also      {}", others.join(", "));
+        say!("  also      {}", others.join(", "));
     }
     if let Some(l) = t.linked_ticket {
-        println!("  follows   {}", cfg.ticket_ref(l));
+        say!("  follows   {}", cfg.ticket_ref(l));
     }
-    println!(
+    say!(
         "  created   {} UTC, updated {} UTC",
         short_time(t.created_at),
         short_time(t.updated_at)
@@ -222,8 +234,8 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
             (None, Some(a)) => a.clone(),
             _ => "(unknown sender)".into(),
         };
-        println!();
-        println!(
+        say!();
+        say!(
             "── {} · {} · {} · {} · {} · {}",
             i + 1,
             short_time(m.date.unwrap_or(m.received_at)),
@@ -233,11 +245,11 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
             from
         );
         for line in m.extracted_text.lines() {
-            println!("   {line}");
+            say!("   {line}");
         }
         for a in &m.attachments {
             attachment_number += 1;
-            println!(
+            say!(
                 "   [attachment {attachment_number}: {} · {} · {} bytes]",
                 a.name.as_deref().unwrap_or("(unnamed)"),
                 a.content_type,
@@ -246,10 +258,10 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
         }
     }
     if events {
-        println!();
-        println!("events:");
+        say!();
+        say!("events:");
         for e in &d.events {
-            println!("  {} {:<18} {}", short_time(e.at), e.kind, e.detail);
+            say!("  {} {:<18} {}", short_time(e.at), e.kind, e.detail);
         }
     }
     Ok(Exit::Success)
@@ -258,8 +270,9 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
 /// `postdesk show PD-N --raw K`: writes the ticket's message K (as
 /// numbered by `show`) to stdout byte for byte, as it was received. The
 /// store keeps it compressed, so this is how an operator gets the original.
+/// To a terminal only when it can show it (see [`super::terminal_can_show`]).
 pub fn show_raw(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
-    use std::io::Write as _;
+    use std::io::{IsTerminal as _, Write as _};
     let store = open(cfg)?;
     let (id, d) = load_ticket(cfg, &store, ticket)?;
     let Some(m) = n.checked_sub(1).and_then(|i| d.messages.get(i)) else {
@@ -277,15 +290,20 @@ pub fn show_raw(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
         );
     };
     let mut out = std::io::stdout().lock();
+    if out.is_terminal() && !super::terminal_can_show(&bytes) {
+        anyhow::bail!(
+            "message {n} holds bytes a terminal would act on (escape sequences or binary); redirect it to a file: postdesk show {} --raw {n} > message.eml",
+            cfg.ticket_ref(id)
+        );
+    }
     out.write_all(&bytes)?;
     out.flush()?;
     Ok(Exit::Success)
 }
 
 /// `postdesk show PD-N --attachment K`: writes the ticket's attachment K
-/// (numbered across the ticket as `show` lists them) to stdout, decoded.
-/// Binary content is not written to a terminal, where it would only garble
-/// the screen.
+/// (numbered across the ticket as `show` lists them) to stdout, decoded;
+/// to a terminal only when it can show it (see [`super::terminal_can_show`]).
 pub fn show_attachment(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
     use std::io::{IsTerminal as _, Write as _};
     let store = open(cfg)?;
@@ -311,9 +329,9 @@ pub fn show_attachment(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<E
         );
     };
     let mut out = std::io::stdout().lock();
-    if out.is_terminal() && (bytes.contains(&0) || std::str::from_utf8(&bytes).is_err()) {
+    if out.is_terminal() && !super::terminal_can_show(&bytes) {
         anyhow::bail!(
-            "attachment {n} ({}, {}) is binary; redirect it to a file: postdesk show {} --attachment {n} > {}",
+            "attachment {n} ({}, {}) is binary or holds escape sequences; redirect it to a file: postdesk show {} --attachment {n} > {}",
             a.name.as_deref().unwrap_or("unnamed"),
             a.content_type,
             cfg.ticket_ref(id),

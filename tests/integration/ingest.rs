@@ -462,3 +462,42 @@ fn show_writes_an_attachment_back_decoded() {
         "--raw and --attachment exclude each other"
     );
 }
+
+#[test]
+fn mail_cannot_drive_the_operators_terminal() {
+    let pd = Postdesk::new("");
+    // ESC ] 0 ; … BEL retitles a terminal window, ESC [ 2 J clears it.
+    let mail = "From: Eve <eve@evil.test>\r\nTo: support@example.com\r\n\
+                Subject: =?utf-8?q?Refund=1B]0;pwned=07=1B[2J?=\r\nMessage-ID: <esc-1@evil.test>\r\n\r\n\
+                My order \x1b[8mhidden\x1b[0m never came.\r\n";
+    let file = pd.path("esc.eml");
+    std::fs::write(&file, mail).unwrap();
+    pd.ingest_json(&[&file]);
+    for args in [&["show", "PD-1"][..], &["tickets"]] {
+        let out = stdout_ok(&pd.run(args));
+        assert!(!out.contains('\x1b'), "{args:?}: {out:?}");
+        assert!(out.contains("Refund\u{fffd}]0;pwned"), "{args:?}: {out:?}");
+    }
+    // JSON escapes them; a pipe gets the original bytes.
+    let json = stdout_ok(&pd.run(&["show", "PD-1", "--json"]));
+    assert!(json.contains("\\u001b]0;pwned"), "{json}");
+    let raw = pd.run(&["show", "PD-1", "--raw", "1"]);
+    assert!(raw.stdout == mail.as_bytes(), "{raw:?}");
+    // On a terminal (script(1) gives the command one), --raw refuses.
+    let out = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} --config {} show PD-1 --raw 1",
+            env!("CARGO_BIN_EXE_postdesk"),
+            pd.config.display()
+        ))
+        .arg("/dev/null")
+        .env_remove("POSTDESK_CONFIG")
+        .output()
+        .expect("script(1), from util-linux, runs the command on a terminal");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("redirect it to a file") && !text.contains('\x1b'),
+        "{text:?}"
+    );
+}
