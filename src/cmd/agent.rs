@@ -91,7 +91,7 @@ pub fn reply(cfg: &Config, args: &TextArgs) -> anyhow::Result<Exit> {
         &agent(),
         Timestamp::now(),
     )?;
-    println!(
+    say!(
         "{}: reply to {} queued (outbox {}){}; the ticket now waits on the customer{}",
         cfg.ticket_ref(id),
         queued.to,
@@ -114,7 +114,7 @@ pub fn note(cfg: &Config, args: &TextArgs) -> anyhow::Result<Exit> {
     let text = read_text(args.file.as_deref())?;
     let mut store = open(cfg)?;
     sla::add_note(&mut store.conn, cfg, id, &text, &agent(), Timestamp::now())?;
-    println!("{}: note added (internal; not mailed)", cfg.ticket_ref(id));
+    say!("{}: note added (internal; not mailed)", cfg.ticket_ref(id));
     Ok(Exit::Success)
 }
 
@@ -122,8 +122,8 @@ pub fn close(cfg: &Config, ticket: &str) -> anyhow::Result<Exit> {
     let id = ticket_number(cfg, ticket)?;
     let mut store = open(cfg)?;
     match sla::close(&mut store.conn, cfg, id, &agent(), Timestamp::now())? {
-        StatusChange::Already => println!("{} is already closed", cfg.ticket_ref(id)),
-        StatusChange::Done { clock } => println!(
+        StatusChange::Already => say!("{} is already closed", cfg.ticket_ref(id)),
+        StatusChange::Done { clock } => say!(
             "{}: closed{}",
             cfg.ticket_ref(id),
             clock
@@ -138,8 +138,8 @@ pub fn reopen(cfg: &Config, ticket: &str) -> anyhow::Result<Exit> {
     let id = ticket_number(cfg, ticket)?;
     let mut store = open(cfg)?;
     match sla::reopen(&mut store.conn, cfg, id, &agent(), Timestamp::now())? {
-        StatusChange::Already => println!("{} is already open", cfg.ticket_ref(id)),
-        StatusChange::Done { clock } => println!(
+        StatusChange::Already => say!("{} is already open", cfg.ticket_ref(id)),
+        StatusChange::Done { clock } => say!(
             "{}: reopened{}",
             cfg.ticket_ref(id),
             clock

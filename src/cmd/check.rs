@@ -63,7 +63,7 @@ pub fn check_config(path: &Path, connect: bool) -> anyhow::Result<Exit> {
         && !dir.as_os_str().is_empty()
         && !dir.exists()
     {
-        println!(
+        say!(
             "note: store.path: the folder {} does not exist yet; postdesk creates it at first start (the systemd unit's StateDirectory= does)",
             dir.display()
         );
@@ -72,7 +72,7 @@ pub fn check_config(path: &Path, connect: bool) -> anyhow::Result<Exit> {
         problems.extend(connect_checks(&cfg));
     }
     if problems.is_empty() {
-        println!(
+        say!(
             "{}: OK ({} mailbox{}, {} queue{}, {} route{})",
             path.display(),
             cfg.mailboxes.len(),
@@ -106,7 +106,7 @@ fn connect_checks(cfg: &Config) -> Vec<String> {
         for (i, m) in cfg.mailboxes.iter().enumerate() {
             if let Some(SourceConfig::Imap(imap)) = &m.source {
                 match check_imap(cfg, m, imap).await {
-                    Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                    Ok(lines) => lines.iter().for_each(|l| say!("{l}")),
                     Err(e) => problems.push(format!(
                         "mailboxes[{i}].imap ({}:{}): {e}",
                         imap.host, imap.port
@@ -117,7 +117,7 @@ fn connect_checks(cfg: &Config) -> Vec<String> {
         if let TransportConfig::Smtp(smtp) = &cfg.outbox.transport {
             match crate::notify::Transport::from_config(cfg) {
                 Ok(crate::notify::Transport::Smtp(t)) => match t.check().await {
-                    Ok(()) => println!(
+                    Ok(()) => say!(
                         "outbox: the SMTP relay {}:{} ({}) accepted a session{}; nothing was sent",
                         smtp.host,
                         smtp.port,

@@ -1,13 +1,15 @@
 //! Command glue: each subcommand turns its arguments into library calls
 //! and prints the result. Errors here are `anyhow` chains for people.
 
-/// `println!` for text that may come from mail: see [`terminal_safe`].
+/// `println!` for people: text that may come from mail made safe (see
+/// [`terminal_safe`]), and a reader that went away (`| head`) ends the
+/// command quietly instead of a panic (see [`say_line`]).
 macro_rules! say {
     () => {
-        println!()
+        $crate::cmd::say_line("")
     };
     ($($arg:tt)*) => {
-        println!("{}", $crate::cmd::terminal_safe(&format!($($arg)*)))
+        $crate::cmd::say_line(&format!($($arg)*))
     };
 }
 
@@ -52,6 +54,31 @@ pub(crate) fn terminal_can_show(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes).is_ok_and(|s| {
         !s.chars()
             .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    })
+}
+
+/// Writes one line to stdout through [`terminal_safe`]. `println!`
+/// panics when the reader has gone (`postdesk tickets | head`: Rust
+/// ignores SIGPIPE, so the write fails with EPIPE); a closed pipe means
+/// nobody wants the rest, so the command ends there with success, as
+/// ripgrep does. Any other write error ends it with a message.
+pub(crate) fn say_line(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{}", terminal_safe(line)) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("postdesk: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Whether an error is only a reader that went away (see [`say_line`]).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 

@@ -23,7 +23,7 @@ pub fn run(cfg: Config, once: bool) -> anyhow::Result<Exit> {
         .collect();
     langs.sort_unstable();
     langs.dedup();
-    println!(
+    say!(
         "{} message{} read: {} new ticket{}, {} threaded, {} ignored, {} duplicate, {} quarantined{}",
         summary.reports.len(),
         if summary.reports.len() == 1 { "" } else { "s" },
@@ -44,10 +44,10 @@ pub fn run(cfg: Config, once: bool) -> anyhow::Result<Exit> {
         },
     );
     if !langs.is_empty() {
-        println!("languages: {}", langs.join(", "));
+        say!("languages: {}", langs.join(", "));
     }
     let o = summary.outbox;
-    println!(
+    say!(
         "outbox: {} sent, {} to retry, {} failed{}",
         o.sent,
         o.retried,
@@ -57,13 +57,13 @@ pub fn run(cfg: Config, once: bool) -> anyhow::Result<Exit> {
             .unwrap_or_default()
     );
     if summary.sources_failed > 0 {
-        println!(
+        say!(
             "{} source{} could not be read (see the log and `postdesk status`)",
             summary.sources_failed,
             if summary.sources_failed == 1 { "" } else { "s" }
         );
     }
-    println!(
+    say!(
         "next: postdesk --config {} tickets",
         summary_cfg.path.display()
     );

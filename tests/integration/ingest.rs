@@ -501,3 +501,42 @@ fn mail_cannot_drive_the_operators_terminal() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let pd = Postdesk::new("");
+    // A pasted log: `show` prints far more than a pipe buffers (64 KiB).
+    let log: String = (0..4000)
+        .map(|i| {
+            format!(
+                "2026-03-02 10:00:{:02} ERROR export job {i} failed\r\n",
+                i % 60
+            )
+        })
+        .collect();
+    let mail = format!(
+        "From: Dana <dana@customer.test>\r\nTo: support@example.com\r\nSubject: Export log\r\n\
+         Message-ID: <log-1@customer.test>\r\n\r\nThe export fails, here is the log:\r\n{log}"
+    );
+    let file = pd.path("log.eml");
+    std::fs::write(&file, mail).unwrap();
+    pd.ingest_json(&[&file]);
+    for args in ["show PD-1", "show PD-1 --raw 1"] {
+        // `head` reads one line and exits; postdesk's next write fails
+        // with EPIPE (Rust ignores SIGPIPE).
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{}' --config '{}' {args} | head -n 1 >/dev/null; echo \"exit=${{PIPESTATUS[0]}}\"",
+                env!("CARGO_BIN_EXE_postdesk"),
+                pd.config.display()
+            ))
+            .env_remove("POSTDESK_CONFIG")
+            .output()
+            .expect("bash");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stdout.trim(), "exit=0", "{args}: {stderr}");
+        assert!(stderr.is_empty(), "{args}: {stderr}");
+    }
+}
