@@ -12,8 +12,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cmd::run(cli) {
         Ok(exit) => exit.code(),
-        // `postdesk show PD-1 --raw 1 | head`: the reader has what it wanted.
-        Err(e) if cmd::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let exit = cmd::exit_of(&e);
             if !e.chain().any(|c| c.is::<cmd::ExitWith>()) {

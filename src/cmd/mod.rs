@@ -74,12 +74,14 @@ pub(crate) fn say_line(line: &str) {
     }
 }
 
-/// Whether an error is only a reader that went away (see [`say_line`]).
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+/// Writes bytes as they are (`--raw`, `--attachment`); a reader that went
+/// away is not a failure (see [`say_line`]).
+pub(crate) fn write_bytes(out: &mut impl std::io::Write, bytes: &[u8]) -> anyhow::Result<Exit> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(Exit::Success),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Success),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
 }
 
 /// How the process ends; the codes are part of the CLI contract.

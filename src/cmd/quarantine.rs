@@ -2,7 +2,6 @@
 //! processed, and a way back into the pipeline once the cause is fixed
 //! (a parser fix, a larger `ingest.max_message_size`).
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -65,8 +64,7 @@ pub fn show(cfg: &Config, id: i64, raw: bool) -> anyhow::Result<Exit> {
                 "message {id} holds bytes a terminal would act on (escape sequences or binary); redirect it to a file: postdesk quarantine show {id} --raw > message.eml"
             );
         }
-        out.write_all(&data)?;
-        return Ok(Exit::Success);
+        return super::write_bytes(&mut out, &data);
     }
     say!("quarantined message {}", q.id);
     say!("  origin    {}", q.origin);

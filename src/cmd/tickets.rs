@@ -272,7 +272,7 @@ pub fn show(cfg: &Config, ticket: &str, events: bool, json: bool) -> anyhow::Res
 /// store keeps it compressed, so this is how an operator gets the original.
 /// To a terminal only when it can show it (see [`super::terminal_can_show`]).
 pub fn show_raw(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
-    use std::io::{IsTerminal as _, Write as _};
+    use std::io::IsTerminal as _;
     let store = open(cfg)?;
     let (id, d) = load_ticket(cfg, &store, ticket)?;
     let Some(m) = n.checked_sub(1).and_then(|i| d.messages.get(i)) else {
@@ -296,16 +296,14 @@ pub fn show_raw(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
             cfg.ticket_ref(id)
         );
     }
-    out.write_all(&bytes)?;
-    out.flush()?;
-    Ok(Exit::Success)
+    super::write_bytes(&mut out, &bytes)
 }
 
 /// `postdesk show PD-N --attachment K`: writes the ticket's attachment K
 /// (numbered across the ticket as `show` lists them) to stdout, decoded;
 /// to a terminal only when it can show it (see [`super::terminal_can_show`]).
 pub fn show_attachment(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<Exit> {
-    use std::io::{IsTerminal as _, Write as _};
+    use std::io::IsTerminal as _;
     let store = open(cfg)?;
     let (id, d) = load_ticket(cfg, &store, ticket)?;
     let all: Vec<&query::AttachmentView> = d.messages.iter().flat_map(|m| &m.attachments).collect();
@@ -338,9 +336,7 @@ pub fn show_attachment(cfg: &Config, ticket: &str, n: usize) -> anyhow::Result<E
             a.name.as_deref().map_or("attachment.bin", safe_file_name)
         );
     }
-    out.write_all(&bytes)?;
-    out.flush()?;
-    Ok(Exit::Success)
+    super::write_bytes(&mut out, &bytes)
 }
 
 /// A name from a message, fit to suggest in a shell command: the last
