@@ -281,16 +281,13 @@ runs = [json.loads(l) for l in open(f"{work}/sync.jsonl")]
 med = lambda m: statistics.median(r["messages_per_s"] for r in runs if r["synchronous"] == m)
 print(f"run --once: {n} messages in {once_s:.3f} s = {n / once_s:.0f} msg/s (median), peak RSS {once_rss / 1024:.1f} MB")
 print(f"synchronous=FULL {med('full'):.0f} msg/s, NORMAL {med('normal'):.0f} msg/s (medians, bench_imap)")
-floor = json.load(open(f"{work}/floor.json"))["floor_us_per_message"]
-dovecot = float(sys.argv[5])
-total = floor["sum"] + dovecot
-print(f"floor over TLS: Dovecot {dovecot:.0f} + client {floor['fetch_imap_client']:.0f} + mail-parser {floor['parse_mail_parser']:.0f}"
-      f" + SHA-256 {floor['hash_sha256']:.0f} + raw store {floor['store_raw_full']:.0f} = {total:.0f} µs of CPU per message"
-      f" -> at most {os.cpu_count() * 1e6 / total:.0f} msg/s on {os.cpu_count()} cores with nothing else done")
-plain = json.load(open(f"{work}/floor-plain.json"))["floor_plain_us_per_message"]
-dovecot_plain = float(sys.argv[6])
-total = plain["sum"] + dovecot_plain
-print(f"floor over plain IMAP: Dovecot {dovecot_plain:.0f} + client {plain['fetch_imap_client']:.0f} + mail-parser {plain['parse_mail_parser']:.0f}"
-      f" + SHA-256 {plain['hash_sha256']:.0f} + raw store {plain['store_raw_full']:.0f} = {total:.0f} µs"
-      f" -> at most {os.cpu_count() * 1e6 / total:.0f} msg/s")
+for label, file, key, dovecot in (
+    ("TLS", "floor.json", "floor_us_per_message", float(sys.argv[5])),
+    ("plain IMAP", "floor-plain.json", "floor_plain_us_per_message", float(sys.argv[6])),
+):
+    f = json.load(open(f"{work}/{file}"))[key]
+    total = f["sum"] + dovecot
+    print(f"floor over {label}: Dovecot {dovecot:.0f} + client {f['fetch_imap_client']:.0f} + mail-parser {f['parse_mail_parser']:.0f}"
+          f" + SHA-256 {f['hash_sha256']:.0f} + raw store {f['store_raw_full']:.0f} = {total:.0f} µs of CPU per message"
+          f" -> at most {os.cpu_count() * 1e6 / total:.0f} msg/s on {os.cpu_count()} cores with nothing else done")
 EOF

@@ -101,11 +101,18 @@ fn connect_checks(cfg: &Config) -> Vec<String> {
         Ok(r) => r,
         Err(e) => return vec![format!("cannot start the network runtime: {e}")],
     };
+    // What the store knows of each folder, when there is a store yet.
+    let store = cfg
+        .store
+        .path
+        .exists()
+        .then(|| crate::store::Store::open_readonly(&cfg.store.path).ok())
+        .flatten();
     runtime.block_on(async {
         let mut problems = Vec::new();
         for (i, m) in cfg.mailboxes.iter().enumerate() {
             if let Some(SourceConfig::Imap(imap)) = &m.source {
-                match check_imap(cfg, m, imap).await {
+                match check_imap(cfg, store.as_ref(), m, imap).await {
                     Ok(lines) => lines.iter().for_each(|l| say!("{l}")),
                     Err(e) => problems.push(format!(
                         "mailboxes[{i}].imap ({}:{}): {e}",
@@ -118,10 +125,10 @@ fn connect_checks(cfg: &Config) -> Vec<String> {
             match crate::notify::Transport::from_config(cfg) {
                 Ok(crate::notify::Transport::Smtp(t)) => match t.check().await {
                     Ok(()) => say!(
-                        "outbox: the SMTP relay {}:{} ({}) accepted a session{}; nothing was sent",
+                        "outbox: the SMTP relay {}:{} (tls = \"{}\") accepted a session{}; nothing was sent",
                         smtp.host,
                         smtp.port,
-                        tls_words(smtp.tls),
+                        smtp.tls.as_str(),
                         smtp.username
                             .as_deref()
                             .map(|u| format!(" and the login as {u}"))
@@ -139,17 +146,10 @@ fn connect_checks(cfg: &Config) -> Vec<String> {
     })
 }
 
-fn tls_words(tls: crate::config::TlsMode) -> &'static str {
-    match tls {
-        crate::config::TlsMode::Implicit => "TLS",
-        crate::config::TlsMode::StartTls => "STARTTLS",
-        crate::config::TlsMode::None => "no TLS",
-    }
-}
-
 /// One IMAP mailbox: the lines to print, or why it cannot be used.
 async fn check_imap(
     cfg: &Config,
+    store: Option<&crate::store::Store>,
     mailbox: &crate::config::MailboxConfig,
     imap: &crate::config::ImapConfig,
 ) -> Result<Vec<String>, crate::source::imap::ImapError> {
@@ -161,23 +161,16 @@ async fn check_imap(
     let found = probe::probe(imap, tls.as_ref()).await?;
     let yes = |b: bool| if b { "yes" } else { "no" };
     let mut lines = vec![format!(
-        "mailbox {}: {}:{} ({}), logged in as {}; IDLE {}, MOVE {}, UIDPLUS {}",
+        "mailbox {}: {}:{} (tls = \"{}\"), logged in as {}; IDLE {}, MOVE {}, UIDPLUS {}",
         mailbox.name,
         imap.host,
         imap.port,
-        tls_words(imap.tls),
+        imap.tls.as_str(),
         imap.username,
         yes(found.caps.idle),
         yes(found.caps.r#move),
         yes(found.caps.uidplus),
     )];
-    // What the store knows of each folder, when there is a store yet.
-    let store = cfg
-        .store
-        .path
-        .exists()
-        .then(|| crate::store::Store::open_readonly(&cfg.store.path).ok())
-        .flatten();
     for f in &found.folders {
         let counts = format!(
             "{} message{}{}",
@@ -194,7 +187,6 @@ async fn check_imap(
                     .find(|folder| folder.name == f.name)
                     .map(|folder| folder.source());
                 let state = store
-                    .as_ref()
                     .zip(source)
                     .and_then(|(s, source)| {
                         crate::store::imap_state::folder_state(&s.conn, &source).ok()

@@ -129,6 +129,21 @@ impl ImapError {
         }
     }
 
+    /// A failed command on a folder (SELECT, EXAMINE, STATUS): the
+    /// server's NO or BAD means the folder is wrong, which only a person
+    /// can fix; anything else is a protocol or connection failure.
+    fn on_folder(what: &'static str, folder: &str, e: async_imap::error::Error) -> ImapError {
+        match e {
+            async_imap::error::Error::No(reason) | async_imap::error::Error::Bad(reason) => {
+                ImapError::Folder {
+                    folder: folder.to_owned(),
+                    reason,
+                }
+            }
+            e => ImapError::protocol(what, e),
+        }
+    }
+
     /// An I/O error; a peer that just went away (EOF, also a TLS session
     /// ended without close_notify, a reset) is a lost connection.
     fn io(what: &'static str, e: std::io::Error) -> ImapError {

@@ -76,14 +76,7 @@ pub async fn probe(cfg: &ImapConfig, tls: Option<&Arc<ClientConfig>>) -> Result<
             conn.session
                 .status(&wire, "(MESSAGES UNSEEN UIDVALIDITY UIDNEXT)")
                 .await
-                .map_err(|e| match e {
-                    async_imap::error::Error::No(reason)
-                    | async_imap::error::Error::Bad(reason) => ImapError::Folder {
-                        folder: name.to_owned(),
-                        reason,
-                    },
-                    e => ImapError::protocol("STATUS", e),
-                })
+                .map_err(|e| ImapError::on_folder("STATUS", name, e))
         })
         .await;
         let status = match status {

@@ -99,15 +99,10 @@ pub async fn open_folder(
 ) -> Result<Opened, ImapError> {
     let wire = utf7::encode(&folder.name);
     let mbox = timed("SELECT", COMMAND_TIMEOUT, async {
-        conn.session.select(&wire).await.map_err(|e| match e {
-            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
-                ImapError::Folder {
-                    folder: folder.name.clone(),
-                    reason: text,
-                }
-            }
-            e => ImapError::protocol("SELECT", e),
-        })
+        conn.session
+            .select(&wire)
+            .await
+            .map_err(|e| ImapError::on_folder("SELECT", &folder.name, e))
     })
     .await?;
     let uidvalidity = mbox
@@ -507,15 +502,10 @@ async fn refetch_in(
 ) -> Result<Refetched, ImapError> {
     let wire = utf7::encode(folder);
     let mbox = timed("EXAMINE", COMMAND_TIMEOUT, async {
-        conn.session.examine(&wire).await.map_err(|e| match e {
-            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
-                ImapError::Folder {
-                    folder: folder.to_owned(),
-                    reason: text,
-                }
-            }
-            e => ImapError::protocol("EXAMINE", e),
-        })
+        conn.session
+            .examine(&wire)
+            .await
+            .map_err(|e| ImapError::on_folder("EXAMINE", folder, e))
     })
     .await?;
     let current = mbox
